@@ -1,0 +1,428 @@
+"""genlab's command line: train | sample | eval | info | data | demo.
+
+Bad input prints one line (``genlab: error: ...``) and exits with status 2;
+a bug exits with status 1 and its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+EPILOG_TRAIN = """\
+overrides:
+  Any config value, as bare key=value arguments after the options, e.g.
+    genlab train vae --data mnist --out runs/mnist model.latent_dim=32 train.lr=3e-4
+  Unknown keys and wrong types are errors. `genlab info --family vae` lists every key,
+  its default and the presets. Order: defaults < --preset < shorthands (--steps ...) < overrides.
+
+resuming:
+  --resume continues the run in --out from its latest checkpoint, exactly (same
+  weights, optimizer, RNG and data order as if it had never stopped). A larger
+  --steps extends a finished run: the cosine LR schedule is recomputed over the
+  new total, so the LR rises back to where the longer schedule would be at the
+  current step, then decays to the end.
+
+examples:
+  genlab train vae --out runs/vae                       # digits, default preset
+  genlab train vae --data mnist --preset mnist --out runs/vae-mnist
+  genlab train vae --data ./my_images --size 32 --out runs/mine model.conditional=true
+  torchrun --nproc_per_node=2 -m genlab train vae --out runs/ddp   # same CLI, DDP
+"""
+
+CONTROLS = [  # (flag, type, help): one name for each knob across all families
+    ("temperature", float, "prior / softmax temperature (lower: safer, less diverse)"),
+    ("truncation", float, "truncation of the latent draw (GAN)"),
+    ("guidance", float, "classifier-free guidance scale (diffusion)"),
+    ("sampler", str, "sampler name (diffusion: ddpm, ddim, ...)"),
+    ("sampling_steps", int, "number of sampling steps (diffusion)"),
+    ("prompt", str, "text to continue (text models)"),
+    ("max_new_tokens", int, "tokens to generate (text models)"),
+    ("top_k", int, "keep the k most likely tokens (text models)"),
+    ("top_p", float, "nucleus sampling mass (text models)"),
+    ("min_p", float, "drop tokens below min_p x the top probability (text models)"),
+    ("repetition_penalty", float, "penalty for repeating tokens (text models)"),
+]
+
+
+def _labels(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--label takes integers like 3 or 0,1,2, not {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from genlab import __version__
+
+    p = argparse.ArgumentParser(
+        prog="genlab",
+        description="Train, sample and measure generative models.",
+        epilog="Start with `genlab demo`; every command has --help.",
+    )
+    p.add_argument("--version", action="version", version=f"genlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        epilog=EPILOG_TRAIN,
+        formatter_class=fmt,
+        description="Train a model family on a data set.",
+    )
+    t.add_argument("family", nargs="?", help="model family: vae (more in later releases)")
+    t.add_argument(
+        "--data",
+        help="named set (genlab data list) or a path: IDX folder, .npz, "
+        "image folder (class subfolders = labels); default: digits",
+    )
+    t.add_argument("--size", type=int, help="resize images to SIZE x SIZE (data.size)")
+    t.add_argument("--crop", action="store_true", help="center-crop to a square first (data.crop)")
+    t.add_argument("--out", required=True, help="run directory to create (or continue)")
+    t.add_argument(
+        "--preset", default="default", help="named preset of the family (default: %(default)s)"
+    )
+    t.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
+    t.add_argument(
+        "--minutes",
+        type=float,
+        help="stop after this much training time; the LR "
+        "schedule then follows elapsed time (train.minutes)",
+    )
+    t.add_argument("--seed", type=int, help="random seed (train.seed)")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
+    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--until", type=int, metavar="STEP", help="end this session at STEP with a "
+                   "checkpoint, keeping the schedule of --steps; --resume continues (for "
+                   "time-limited jobs)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "sample",
+        help="generate samples from a run",
+        formatter_class=fmt,
+        description="Generate samples. The extension of --out decides the format: "
+        ".png a grid, .npz arrays (x: uint8 N,H,W,C; y: labels of a conditional "
+        "model), a path ending in / one PNG per sample.",
+        epilog="examples:\n  genlab sample runs/vae -n 64 --out grid.png "
+        "--temperature 0.8\n  genlab sample runs/cvae -n 100 --out s.npz --label 3\n"
+        "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png",
+    )
+    s.add_argument("run", help="run directory")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default: %(default)s)")
+    s.add_argument("--out", required=True, help="output .png, .npz, or folder/")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    s.add_argument(
+        "--weights",
+        default="auto",
+        choices=["auto", "ema", "model", "best"],
+        help="which weights: auto = EMA if kept, else latest (default)",
+    )
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    s.add_argument(
+        "--interpolate",
+        type=int,
+        metavar="K",
+        help="write -n latent interpolations of K steps each (latent families)",
+    )
+    s.add_argument(
+        "--label",
+        type=_labels,
+        help="class label(s) for conditional models, e.g. 3 "
+        "or 0,1,2 (default: cycle through the classes)",
+    )
+    for name, typ, hlp in CONTROLS:
+        s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, help=hlp)
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser(
+        "eval",
+        help="measure a run on its test split",
+        description="The family's likelihood on the test split (VAE: importance-"
+        "weighted NLL in nats and bits/dim). Writes RUN/eval/metrics.json.",
+    )
+    e.add_argument("run", help="run directory")
+    e.add_argument("--k", type=int, default=1000, help="importance samples (default: %(default)s)")
+    e.add_argument("--n", type=int, help="first N test images (default: all)")
+    e.add_argument("--batch-size", type=int, default=16, help="images per batch")
+    e.add_argument("--weights", default="auto", choices=["auto", "ema", "model", "best"])
+    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test binarization and noise")
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser(
+        "info",
+        help="describe a run, or a family's config keys",
+        description="genlab info RUN: config, progress, files, latest figures. "
+        "genlab info --family vae: every config key, its default, presets, controls.",
+    )
+    i.add_argument("run", nargs="?")
+    i.add_argument("--family", help="describe a model family instead of a run")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser(
+        "data",
+        help="list or fetch named data sets",
+        description="Named sets resolve in order: embedded, cache ($GENLAB_CACHE, "
+        "default ~/.cache/genlab), mirror ($GENLAB_DATA_MIRROR: folder or http(s) "
+        "URL), official URL; every file is checked by sha256.",
+    )
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="list|fetch")
+    dl = dsub.add_parser("list", help="show named sets, licences and where each is found")
+    dl.set_defaults(func=cmd_data_list)
+    df = dsub.add_parser("fetch", help="download and verify a named set into the cache")
+    df.add_argument("name")
+    df.set_defaults(func=cmd_data_fetch)
+
+    m = sub.add_parser(
+        "demo",
+        help="train a conditional VAE on the embedded digits, sample, "
+        "evaluate (about 2 minutes on 2 CPU cores)",
+    )
+    m.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
+    m.add_argument("--steps", type=int, help="override the preset's steps")
+    m.add_argument("--device", default="auto")
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def _split_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    bad = [a for a in extra if a.startswith("-") or "=" not in a]
+    if bad:
+        parser.error(f"unrecognized argument {bad[0]!r} (config overrides look like key=value)")
+    return extra
+
+
+def cmd_train(args, overrides: list[str]) -> int:
+    from genlab.training.launch import train
+
+    short = {
+        "data.name": args.data,
+        "data.size": args.size,
+        "train.steps": args.steps,
+        "train.minutes": args.minutes,
+        "train.seed": args.seed,
+        "train.device": args.device,
+        "train.checkpoint_every": args.checkpoint_every,
+    }
+    if args.crop:
+        short["data.crop"] = "true"
+    items = [f"{k}={v}" for k, v in short.items() if v is not None] + overrides
+    summary = train(
+        args.family,
+        args.out,
+        preset=args.preset,
+        overrides=items,
+        resume=args.resume,
+        progress=not args.quiet,
+        until=args.until,
+    )
+    if not args.quiet:
+        best = summary["best_val_loss"]
+        print(
+            f"genlab: trained to step {summary['step']} in {summary['elapsed_s']:.0f}s"
+            + (f"; best validation loss {best:.4g}" if best != float("inf") else "")
+            + f"\n  run:     {args.out}\n  samples: {Path(args.out) / 'samples'}\n"
+            f"  next:    genlab sample {args.out} -n 64 --out {Path(args.out) / 'grid.png'}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _device(name: str) -> str:
+    from genlab.training.trainer import pick_device
+
+    return str(pick_device(name))
+
+
+def cmd_sample(args, overrides: list[str]) -> int:
+    import torch
+
+    from genlab.models.layers import labels_for
+    from genlab.run import load
+    from genlab.sample import save_images
+
+    if args.n < 1:
+        raise GenlabError("-n must be at least 1")
+    run = load(args.run, weights=args.weights, device=_device(args.device))
+    controls = {name: getattr(args, name) for name, _, _ in CONTROLS}
+    controls["label"] = args.label
+    controls = run.model.check_controls({k: v for k, v in controls.items() if v is not None})
+    g = torch.Generator(device=run.model.device).manual_seed(args.seed)
+    labels = None
+    if args.interpolate:
+        if not run.model.has_latent:
+            raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
+        if args.interpolate < 2:
+            raise GenlabError("--interpolate needs K >= 2 steps")
+        x = run.model.interpolate(args.n, args.interpolate, generator=g, **controls)
+        nrow = args.interpolate
+    else:
+        if run.info.num_classes and getattr(run.config.model, "conditional", False):
+            labels = labels_for(args.n, controls.get("label"), run.info.num_classes)
+            controls["label"] = labels
+        x = run.model.sample(args.n, generator=g, **controls)
+        nrow = run.info.num_classes if labels and args.label is None else None
+    path = save_images(x, args.out, labels=labels, nrow=nrow)
+    print(f"genlab: wrote {len(x)} samples to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args, overrides: list[str]) -> int:
+    from tqdm.auto import tqdm
+
+    from genlab.data import TensorData, load_data
+    from genlab.run import load
+    from genlab.training.checkpoint import write_json
+
+    run = load(args.run, weights=args.weights, device=_device(args.device))
+    test = TensorData.from_images(load_data(run.config.data, "test"))
+    n = min(args.n or len(test), len(test))
+    test = TensorData(test.x[:n], test.y[:n] if test.y is not None else None)
+    with tqdm(
+        total=n, desc=f"eval {run.config.family} (k={args.k})", unit="img", file=sys.stderr
+    ) as bar:
+        result = run.model.evaluate(
+            test.batches(args.batch_size, run.model.device),
+            k=args.k,
+            seed=args.seed,
+            progress=bar.update,
+        )
+    if not result:
+        raise GenlabError(f"the {run.config.family} family has no likelihood to evaluate yet")
+    record = {
+        **result,
+        "protocol": {
+            "split": "test",
+            "data": run.config.data.name,
+            "n": n,
+            "k": args.k,
+            "seed": args.seed,
+            "weights": run.weights,
+        },
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    folder = Path(args.run) / "eval"
+    folder.mkdir(exist_ok=True)
+    write_json(folder / f"likelihood-{run.weights}-k{args.k}-n{n}-seed{args.seed}.json", record)
+    write_json(folder / "metrics.json", record)
+    print(
+        f"{'metric':<16}{'value':>12}\n{'iwae_nll':<16}{result['iwae_nll']:>12.3f}  "
+        f"+- {result['iwae_nll_sem']:.3f} nats (k={args.k}, n={n})\n"
+        f"{'bits_per_dim':<16}{result['bits_per_dim']:>12.4f}"
+    )
+    return 0
+
+
+def cmd_info(args, overrides: list[str]) -> int:
+    from genlab.config import field_names
+    from genlab.registry import get, names
+    from genlab.run import RunConfig, read_config
+
+    if args.family:
+        cls = get(args.family)
+        cfg = RunConfig.new(args.family)
+        print(f"family {cls.family}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+        print("config keys (default preset values):")
+        for key in field_names(cfg):
+            if key.split(".")[0] in ("model", "data", "train"):
+                obj = cfg
+                for part in key.split("."):
+                    obj = getattr(obj, part)
+                print(f"  {key} = {obj}")
+        print("presets: " + ", ".join(cls.presets))
+        print(
+            "sampling controls: "
+            + ", ".join(
+                f"--{k.replace('_', '-')} ({c.type.__name__}, default {c.default}): {c.help}"
+                for k, c in cls.controls.items()
+            )
+        )
+        return 0
+    if not args.run:
+        raise GenlabError(f"give a run directory, or --family NAME ({', '.join(names())})")
+    run_dir = Path(args.run)
+    cfg, info = read_config(run_dir)
+    print(
+        f"run {run_dir}: {cfg.family}, preset {cfg.preset}, data {cfg.data.name} "
+        f"{tuple(info.shape)}, {info.num_classes} classes"
+    )
+    metrics = run_dir / "metrics.jsonl"
+    last, val = {}, {}
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            rec = json.loads(line)
+            (val if "val_loss" in rec else last).update(rec)
+    print(
+        f"trained: step {last.get('step', 0)} of {cfg.train.steps}"
+        + (f", {last['elapsed_s']:.0f}s" if "elapsed_s" in last else "")
+        + (f"; last loss {last['loss']:.4g}" if "loss" in last else "")
+        + (f"; last validation loss {val['val_loss']:.4g}" if "val_loss" in val else "")
+    )
+    files = [f.name for f in sorted(run_dir.iterdir())]
+    print("files: " + ", ".join(files))
+    ev = run_dir / "eval" / "metrics.json"
+    if ev.exists():
+        print("latest eval: " + json.dumps(json.loads(ev.read_text()), sort_keys=True)[:300])
+    print("model: " + json.dumps(cfg.to_dict()["model"]))
+    print("train: " + json.dumps(cfg.to_dict()["train"]))
+    return 0
+
+
+def cmd_data_list(args, overrides: list[str]) -> int:
+    from genlab.data.fetch import list_sets
+
+    rows = list_sets()
+    print(f"{'name':<17}{'kind':<8}{'found':<10}{'licence':<22}description")
+    for r in rows:
+        print(
+            f"{r['name']:<17}{r['kind']:<8}{r['found']:<10}{r['licence'][:21]:<22}"
+            f"{r['description']}" + (f"  [{r['path']}]" if r.get("path") else "")
+        )
+    return 0
+
+
+def cmd_data_fetch(args, overrides: list[str]) -> int:
+    from genlab.data.fetch import fetch
+
+    path = fetch(args.name)
+    print(f"genlab: {args.name} is ready in {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args, overrides: list[str]) -> int:
+    from genlab.demo import demo
+
+    demo(Path(args.out), steps=args.steps, device=args.device)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = _split_overrides(extra, parser) if args.command == "train" else extra
+    if args.command != "train" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, overrides)
+    except GenlabError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "genlab: interrupted (the latest checkpoint is intact; --resume continues)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,467 @@
+"""Named data sets and the fetch chain: embedded, cache, mirror, official URL; sha256 always.
+
+    folder = fetch("mnist")              # folder / "mnist/train-images-idx3-ubyte.gz" exists, verified
+
+A name resolves in this order (DESIGN.md, "Named data sets"):
+
+1. embedded: shipped inside a dependency (digits, in scikit-learn); nothing to fetch.
+2. the cache, `$GENLAB_CACHE` (default `~/.cache/genlab`): used when every file's sha256 is
+   right. A file whose hash is wrong is reported on stderr and never used; it is re-fetched.
+3. the mirror, `$GENLAB_DATA_MIRROR`: a local folder (verified, then used in place, not copied)
+   or an http(s) URL, both laid out like the cache (`mnist/...`, `stories/...`).
+4. the official URL(s) of each file, in order.
+
+A download goes to a hidden temporary file beside its final name in the cache, is checked
+(size and sha256), fsynced and moved into place with `os.replace`, so a crash or a bad
+source never leaves a half or wrong file under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from tqdm import tqdm
+
+from genlab.errors import DataError
+
+TIMEOUT_S = 30
+_CHUNK = 1 << 16
+_USER_AGENT = "genlab/0.1 (+https://github.com/genlab)"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a named set, addressed by its path in the cache/mirror layout."""
+
+    path: str  # relative path in mirror/cache layout, e.g. "mnist/train-images-idx3-ubyte.gz"
+    sha256: str
+    size: int
+    urls: tuple[str, ...]  # official download URLs, tried in order
+    # inclusive (start, end) for an HTTP Range request against the official URLs only
+    byte_range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A data set known by name; `files` is empty for embedded sets."""
+
+    name: str
+    kind: str  # "images" | "text"
+    description: str
+    licence: str
+    citation: str
+    files: tuple[RemoteFile, ...]
+
+
+def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
+    return RemoteFile(
+        path=f"mnist/{name}",
+        sha256=sha256,
+        size=size,
+        urls=(
+            f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}",
+            f"http://yann.lecun.com/exdb/mnist/{name}",
+        ),
+    )
+
+
+_TINYSTORIES_BYTES = 2 * 1024 * 1024
+
+NAMED_SETS: dict[str, NamedSet] = {
+    s.name: s
+    for s in [
+        NamedSet(
+            name="digits",
+            kind="images",
+            description="1,797 handwritten digits, 8x8 gray, 10 classes (embedded in scikit-learn)",
+            licence="BSD-3-Clause via scikit-learn / UCI CC BY 4.0",
+            citation="Alpaydin and Kaynak, Optical Recognition of Handwritten Digits, "
+            "UCI Machine Learning Repository, 1998",
+            files=(),
+        ),
+        NamedSet(
+            name="mnist",
+            kind="images",
+            description="70,000 handwritten digits, 28x28 gray, 10 classes (60k train, 10k test)",
+            licence="CC BY-SA 3.0 (as usually cited)",
+            citation="LeCun, Bottou, Bengio and Haffner, Gradient-based learning applied to "
+            "document recognition, Proc. IEEE 1998",
+            files=(
+                _mnist_file(
+                    "train-images-idx3-ubyte.gz",
+                    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                    9912422,
+                ),
+                _mnist_file(
+                    "train-labels-idx1-ubyte.gz",
+                    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                    28881,
+                ),
+                _mnist_file(
+                    "t10k-images-idx3-ubyte.gz",
+                    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                    1648877,
+                ),
+                _mnist_file(
+                    "t10k-labels-idx1-ubyte.gz",
+                    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                    4542,
+                ),
+            ),
+        ),
+        NamedSet(
+            name="tinyshakespeare",
+            kind="text",
+            description="Tiny Shakespeare, 1,115,394 characters, 65 distinct (the char-rnn text)",
+            licence="public domain (Shakespeare)",
+            citation="Karpathy, The Unreasonable Effectiveness of Recurrent Neural Networks "
+            "(char-rnn), 2015",
+            files=(
+                RemoteFile(
+                    path="tinyshakespeare/input.txt",
+                    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+                    size=1115394,
+                    urls=(
+                        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                        "tinyshakespeare/input.txt",
+                    ),
+                ),
+            ),
+        ),
+        NamedSet(
+            name="tinystories-2mb",
+            kind="text",
+            description="the first 2 MiB of TinyStories-train (2,316 <|endoftext|> separators)",
+            licence="CDLA-Sharing-1.0",
+            citation="Eldan and Li, TinyStories: How Small Can Language Models Be and Still "
+            "Speak Coherent English?, arXiv:2305.07759, 2023",
+            files=(
+                RemoteFile(
+                    path="stories/tinystories_train_first2MiB.txt",
+                    sha256="5352b299dcb1a32898b2d779b145b5a05f3e1265953fd21c264c9f9f9c9ae33d",
+                    size=_TINYSTORIES_BYTES,
+                    urls=(
+                        "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/"
+                        "TinyStories-train.txt",
+                    ),
+                    byte_range=(0, _TINYSTORIES_BYTES - 1),
+                ),
+            ),
+        ),
+        NamedSet(
+            name="grimms",
+            kind="text",
+            description="Grimms' Fairy Tales, Project Gutenberg eBook #2591 (UTF-8 with BOM, CRLF)",
+            licence="public domain (Project Gutenberg)",
+            citation="Jacob and Wilhelm Grimm, Grimms' Fairy Tales, trans. Edgar Taylor and "
+            "Marian Edwardes, Project Gutenberg eBook #2591",
+            files=(
+                RemoteFile(
+                    path="stories/grimms_fairy_tales_pg2591.txt",
+                    sha256="4d909d18d528fbf393a06ecc05487006d6983f69d55a16138e4bc7642213eb90",
+                    size=549746,
+                    urls=("https://www.gutenberg.org/cache/epub/2591/pg2591.txt",),
+                ),
+            ),
+        ),
+    ]
+}
+
+
+def cache_dir() -> Path:
+    """The download cache: `$GENLAB_CACHE`, or `~/.cache/genlab`."""
+    return Path(os.environ.get("GENLAB_CACHE") or "~/.cache/genlab").expanduser()
+
+
+def _mirror() -> tuple[str, str] | None:
+    """`$GENLAB_DATA_MIRROR` as ("url", base) or ("folder", path), or None when unset."""
+    value = os.environ.get("GENLAB_DATA_MIRROR", "").strip()
+    if not value:
+        return None
+    if value.lower().startswith(("http://", "https://")):
+        return "url", value.rstrip("/") + "/"
+    return "folder", str(Path(value).expanduser())
+
+
+def _named(name: str) -> NamedSet:
+    try:
+        return NAMED_SETS[name]
+    except KeyError:
+        known = ", ".join(sorted(NAMED_SETS))
+        raise DataError(f"unknown data set {name!r}; known names: {known}") from None
+
+
+def _complete(folder: Path, files: tuple[RemoteFile, ...]) -> bool:
+    """Every file present with the right size (cheap: no hashing)."""
+    for f in files:
+        try:
+            if (folder / f.path).stat().st_size != f.size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def locate(name: str) -> tuple[str, Path | None]:
+    """Where `fetch(name)` would find the set, without downloading or hashing.
+
+    Returns ("embedded", None), ("cache", folder), ("mirror", folder) or ("download", None).
+    """
+    s = _named(name)
+    if not s.files:
+        return "embedded", None
+    if _complete(cache_dir(), s.files):
+        return "cache", cache_dir()
+    mirror = _mirror()
+    if mirror and mirror[0] == "folder" and _complete(Path(mirror[1]), s.files):
+        return "mirror", Path(mirror[1])
+    return "download", None
+
+
+def list_sets() -> list[dict]:
+    """One dict per named set: name, kind, description, licence, found, path."""
+    rows = []
+    for s in NAMED_SETS.values():
+        found, path = locate(s.name)
+        rows.append(
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "description": s.description,
+                "licence": s.licence,
+                "found": found,
+                "path": str(path) if path is not None else None,
+            }
+        )
+    return rows
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _good(path: Path, f: RemoteFile) -> bool:
+    """True when `path` is a file with `f`'s size and sha256; False when absent or wrong."""
+    try:
+        return path.stat().st_size == f.size and _sha256(path) == f.sha256
+    except OSError:
+        return False
+
+
+def _warn(message: str) -> None:
+    print(f"genlab: warning: {message}", file=sys.stderr, flush=True)
+
+
+def fetch(name: str, *, progress: bool = True) -> Path:
+    """Make a named set available locally; return a folder F where F / file.path is verified.
+
+        folder = fetch("tinyshakespeare")
+        text = (folder / "tinyshakespeare/input.txt").read_text()
+
+    Embedded sets have no files: the cache folder is returned (it may not exist).
+    Raises DataError (one line) when no source has a good copy.
+    """
+    s = _named(name)
+    cache = cache_dir()
+    if not s.files:
+        return cache
+
+    # 2. the cache: a file with the wrong hash is reported and never used.
+    missing = []
+    for f in s.files:
+        target = cache / f.path
+        if _good(target, f):
+            continue
+        if target.exists():
+            _warn(f"{target} is corrupt (size or sha256 mismatch); re-fetching it")
+        missing.append(f)
+    if not missing:
+        return cache
+
+    # 3a. a folder mirror: verified, then used in place when it holds the whole set.
+    tried: list[str] = []
+    mirror = _mirror()
+    mirror_good: set[str] = set()
+    if mirror and mirror[0] == "folder":
+        folder = Path(mirror[1])
+        if not folder.is_dir():
+            tried.append(f"mirror folder {folder} (does not exist)")
+        else:
+            for f in s.files:
+                path = folder / f.path
+                if _good(path, f):
+                    mirror_good.add(f.path)
+                elif path.exists():
+                    _warn(f"mirror file {path} is corrupt (size or sha256 mismatch); skipping it")
+            if len(mirror_good) == len(s.files):
+                return folder
+
+    # 3b, 4. per file still missing: a good folder-mirror copy, the URL mirror, official URLs.
+    for f in missing:
+        sources: list[tuple[str, str, tuple[int, int] | None]] = []
+        if mirror and mirror[0] == "folder":
+            if f.path in mirror_good:
+                sources.append(("mirror folder", str(Path(mirror[1]) / f.path), None))
+            else:
+                tried.append(f"mirror folder ({f.path} missing or corrupt)")
+        if mirror and mirror[0] == "url":
+            url = mirror[1] + urllib.parse.quote(f.path)
+            sources.append((f"mirror {mirror[1]}", url, None))
+        for url in f.urls:
+            sources.append((urllib.parse.urlsplit(url).netloc or url, url, f.byte_range))
+        for label, where, byte_range in sources:
+            error = _fetch_file(f, where, cache / f.path, byte_range, label, progress)
+            if error is None:
+                break
+            tried.append(f"{label} ({error})")
+        else:
+            top = f.path.split("/")[0]
+            raise DataError(
+                f"cannot fetch {name}: no good copy of {f.path}; tried "
+                f"{'; '.join(tried) or 'nothing'}; set GENLAB_DATA_MIRROR to a folder or URL "
+                f"holding {top}/..., or put the files in {cache / top}/"
+            )
+    return cache
+
+
+@contextmanager
+def _open_source(where: str, byte_range: tuple[int, int] | None) -> Iterator[BinaryIO]:
+    """A readable stream positioned at the first wanted byte (of a local file or a URL)."""
+    if not where.lower().startswith(("http://", "https://")):
+        with open(where, "rb") as fh:
+            yield fh
+        return
+    headers = {"User-Agent": _USER_AGENT}
+    if byte_range is not None:
+        headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+    request = urllib.request.Request(where, headers=headers)
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        if byte_range is not None and response.status != 206:
+            # The server ignored the Range header and sends the whole file: skip to the start.
+            to_skip = byte_range[0]
+            while to_skip > 0:
+                chunk = response.read(min(_CHUNK, to_skip))
+                if not chunk:
+                    break
+                to_skip -= len(chunk)
+        yield response
+
+
+def _fetch_file(
+    f: RemoteFile,
+    where: str,
+    target: Path,
+    byte_range: tuple[int, int] | None,
+    label: str,
+    progress: bool,
+) -> str | None:
+    """Copy `where` (URL or local path) to `target` atomically; None on success, else why not."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+    except OSError as e:
+        raise DataError(
+            f"cannot write to the cache {target.parent} ({e.strerror or e}); "
+            "set GENLAB_CACHE to a writable folder"
+        ) from None
+    tmp = Path(tmp_name)
+    if progress:
+        print(f"genlab: fetching {f.path} from {where}", file=sys.stderr, flush=True)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            _open_source(where, byte_range) as src,
+            tqdm(
+                total=f.size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"{Path(f.path).name} ({label})",
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
+            # Read one byte more than expected (enough to know a source is too long), except
+            # for a byte range: a server that ignored Range sends the rest of the file too.
+            limit = f.size + (0 if byte_range else 1)
+            while size < limit:
+                chunk = src.read(min(_CHUNK, limit - size))
+                if not chunk:
+                    break
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if size != f.size:
+            return f"got {size} bytes{'+' if size > f.size else ''}, expected {f.size}"
+        if h.hexdigest() != f.sha256:
+            return "sha256 mismatch"
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return None
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except urllib.error.URLError as e:
+        return _one_line(e.reason)
+    except http.client.IncompleteRead:
+        return "connection closed mid-download"
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        return _one_line(e)
+    finally:
+        tmp.unlink(missing_ok=True)  # after os.replace this name no longer exists
+
+
+def _one_line(reason: object) -> str:
+    if isinstance(reason, OSError) and reason.strerror:
+        reason = reason.strerror  # "Connection refused", not "[Errno 111] Connection refused"
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    return text[:120]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = [
+    "NAMED_SETS",
+    "NamedSet",
+    "RemoteFile",
+    "cache_dir",
+    "fetch",
+    "list_sets",
+    "locate",
+]

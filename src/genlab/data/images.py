@@ -1,0 +1,462 @@
+"""Image data sets as uint8 tensors: the named sets and your own files, one call.
+
+    ds = load_images("mnist", "train", size=32)  # ds.x (60000, 1, 32, 32) uint8, ds.y (60000,) int64
+
+`spec` is a named set or a path:
+
+- "digits": scikit-learn's `load_digits()`, 1,797 8x8 gray digits (values 0..16, made uint8 as
+  round(v * 255 / 16)), classes "0".."9". Fixed split: perm = np.random.default_rng(0)
+  .permutation(1797); train = perm[:1500], test = perm[1500:] (297 images).
+- "mnist": `fetch("mnist")` (cache, mirror or download; sha256-checked), then the IDX files.
+- a folder of IDX files, gzipped or not (MNIST, Fashion-MNIST, KMNIST, EMNIST names): files with
+  "train" / "t10k" or "test" and "images" / "labels" in their names. Labels are optional.
+- an .npz with `x` (uint8, (N, H, W) or (N, H, W, C)) and optionally `y` (N,), `x_test`,
+  `y_test` and `classes` (names, in label order).
+- a folder of PNG/JPEG/BMP/WebP images. Subfolders are classes (sorted names are labels
+  0, 1, ...); images directly in the folder are unlabelled. `train/` and `test/` subfolders,
+  if present, are the splits.
+
+A path with no test split of its own gets a fixed held-out test split: the last max(1, N // 10)
+indices of np.random.default_rng(0).permutation(N) (the same ones on every call); train is the
+rest, in that permutation's order. Named sets take precedence over same-named paths (use
+"./mnist" for a folder). Options apply in this order: `channels` (1: ITU-R 601 luma as Pillow
+"L", 3: gray repeated, alpha dropped; default 1 if every image is gray, else 3), `crop` (center
+square), `size` (bilinear, antialiased). Bad input raises DataError with one line.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from genlab.data.fetch import NAMED_SETS, fetch
+from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
+from genlab.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    zlib.error,
+    Image.DecompressionBombError,
+)
+_DIGITS_TRAIN = 1500
+
+# What each reader returns: x (N, C, H, W) uint8, y (N,) int64 or None, class names, source.
+Loaded = tuple[torch.Tensor, torch.Tensor | None, list[str], str]
+
+
+@dataclass
+class ImageSet:
+    """Images and labels of one split: `x` (N, C, H, W) uint8, `y` (N,) int64 or None."""
+
+    x: torch.Tensor  # uint8 (N, C, H, W), contiguous
+    y: torch.Tensor | None  # int64 (N,), or None when unlabelled
+    classes: list[str]  # class names in label order ([] when unlabelled)
+    name: str  # "digits", "mnist", or the path as given
+    source: str  # where it was read from, for people
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        _, c, h, w = self.x.shape
+        return c, h, w
+
+
+def load_images(
+    spec: str,
+    split: str = "train",
+    *,
+    size: int | None = None,
+    crop: bool = False,
+    channels: int | None = None,
+    progress: bool = True,
+) -> ImageSet:
+    """Load split "train" or "test" of a named image set or a path (see the module docstring).
+
+    ds = load_images("data/flowers", "test", size=64, crop=True, channels=3)
+    """
+    spec = str(spec)
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+    if size is not None and (not isinstance(size, int) or size < 1):
+        raise DataError(f"size must be a positive integer, got {size!r}")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels!r}")
+
+    if spec in NAMED_SETS:
+        if NAMED_SETS[spec].kind != "images":
+            raise DataError(f"{spec} is a text data set; give an image set (digits, mnist) or path")
+        x, y, classes, source = _digits(split) if spec == "digits" else _mnist(split, progress)
+    else:
+        path = Path(spec).expanduser()
+        if path.is_dir() and any(is_idx_name(p.name) for p in path.iterdir()):
+            x, y, classes, source = _idx_folder(path, split)
+        elif path.is_dir():
+            return _image_folder(spec, path, split, size, crop, channels, progress)
+        elif path.is_file() and path.suffix.lower() == ".npz":
+            x, y, classes, source = _npz(path, split)
+        else:
+            raise DataError(_not_images(spec, path))
+    x = _transform(x, size=size, crop=crop, channels=channels)
+    return ImageSet(x=x, y=y, classes=classes, name=spec, source=source)
+
+
+# ---- named sets ----------------------------------------------------------------------------
+
+
+def _digits(split: str) -> Loaded:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.rint(d.images * 255.0 / 16.0).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    train, test = _split_indices(len(x), len(x) - _DIGITS_TRAIN)
+    idx = train if split == "train" else test
+    x = torch.from_numpy(x[idx]).unsqueeze(1).contiguous()  # (N, 1, 8, 8)
+    y = torch.from_numpy(d.target[idx].astype(np.int64))
+    return x, y, [str(i) for i in range(10)], "scikit-learn load_digits() (embedded)"
+
+
+def _mnist(split: str, progress: bool) -> Loaded:
+    folder = fetch("mnist", progress=progress) / "mnist"
+    prefix = "train" if split == "train" else "t10k"
+    images = folder / f"{prefix}-images-idx3-ubyte.gz"
+    x, y = read_idx_pair(images, folder / f"{prefix}-labels-idx1-ubyte.gz")
+    return _nchw(x), _labels(y), [str(i) for i in range(10)], str(images)
+
+
+# ---- arrays: IDX folders and .npz ----------------------------------------------------------
+
+
+def _idx_folder(folder: Path, split: str) -> Loaded:
+    files = find_idx(folder)
+    if "images" not in files.get("train", {}):
+        raise DataError(
+            f"{folder}: no train images IDX file (e.g. train-images-idx3-ubyte.gz); "
+            "point --data at a folder holding one"
+        )
+    has_test = "images" in files.get("test", {})
+    part = files["test" if split == "test" and has_test else "train"]
+    x, y = read_idx_pair(part["images"], part.get("labels"))
+    labels = [y] if y is not None else []
+    other = files.get("train" if split == "test" and has_test else "test", {})
+    if y is not None and "labels" in other:
+        labels.append(read_idx(other["labels"], 1))  # so both splits name the same classes
+    source = str(part["images"])
+    if not has_test:
+        x, y, source = _held_out(x, y, split, source)
+    return _nchw(x), _labels(y), _class_names(labels), source
+
+
+def _npz(path: Path, split: str) -> Loaded:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                found = ", ".join(z.files) or "nothing"
+                raise DataError(
+                    f"{path}: no array named x (found {found}); save images with "
+                    "np.savez(path, x=images, y=labels)"
+                )
+            arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test", "classes") if k in z.files}
+    except (*_DECODE_ERRORS, zipfile.BadZipFile) as e:
+        raise DataError(
+            f"{path}: cannot read this .npz ({_why(e)}); save it with np.savez"
+        ) from None
+    x, y = _check_xy(path, arrays["x"], arrays.get("y"), "x", "y")
+    xt, yt = arrays.get("x_test"), arrays.get("y_test")
+    if xt is not None:
+        xt, yt = _check_xy(path, xt, yt, "x_test", "y_test")
+        if xt.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{path}: x is {x.shape[1:]} per image but x_test {xt.shape[1:]}; make them equal"
+            )
+        if (y is None) != (yt is None):
+            raise DataError(f"{path}: give labels for both splits (y and y_test) or for neither")
+    labels = [a for a in (y, yt) if a is not None]
+    classes = _class_names(labels, arrays.get("classes"), path)
+    if xt is None:
+        x, y, source = _held_out(x, y, split, f"{path} (x)")
+    elif split == "test":
+        x, y, source = xt, yt, f"{path} (x_test)"
+    else:
+        source = f"{path} (x)"
+    return _nchw(x), _labels(y), classes, source
+
+
+def _check_xy(
+    path: Path, x: np.ndarray, y: np.ndarray | None, xk: str, yk: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """x as uint8 (N, H, W, C) with C 1 or 3 (alpha dropped); y as int64 (N,) or None."""
+    if x.ndim == 3:
+        x = x[..., None]  # (N, H, W) -> (N, H, W, 1)
+    if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4) or len(x) == 0:
+        raise DataError(
+            f"{path}: {xk} has shape {x.shape}; expected (N, H, W) or (N, H, W, C) with C 1, 3 "
+            "or 4 and N > 0"
+        )
+    if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() > 255:
+            raise DataError(
+                f"{path}: {xk} has dtype {x.dtype}; genlab expects uint8 pixels 0..255, e.g. "
+                "save (x * 255).round().astype(np.uint8)"
+            )
+        x = x.astype(np.uint8)
+    x = x[..., :1] if x.shape[-1] == 2 else x[..., :3]  # gray+alpha -> gray, RGBA -> RGB
+    if y is not None:
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(
+                f"{path}: {yk} has shape {y.shape} and dtype {y.dtype} for {len(x)} images in "
+                f"{xk}; give one integer label per image"
+            )
+        if len(y) and y.min() < 0:
+            raise DataError(f"{path}: {yk} has negative labels; labels are 0, 1, 2, ...")
+        y = y.astype(np.int64)
+    return x, y
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, C) uint8 -> (N, C, H, W) contiguous tensor."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+    return t.contiguous()
+
+
+def _labels(y: np.ndarray | None) -> torch.Tensor | None:
+    return None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+
+
+def _class_names(
+    labels: list[np.ndarray], names: np.ndarray | None = None, path: Path | None = None
+) -> list[str]:
+    """Names for labels 0..max over all splits ("0", "1", ...), or the given names."""
+    if not labels:
+        return []
+    n = int(max(int(a.max()) for a in labels if len(a))) + 1
+    if names is None:
+        return [str(i) for i in range(n)]
+    names = [str(s) for s in np.asarray(names).reshape(-1)]
+    if len(names) < n:
+        raise DataError(
+            f"{path}: {len(names)} class names for labels up to {n - 1}; give one name per class"
+        )
+    return names
+
+
+# ---- splits --------------------------------------------------------------------------------
+
+
+def _split_indices(n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed split: test = the last n_test of default_rng(0).permutation(n), train the rest."""
+    perm = np.random.default_rng(0).permutation(n)
+    return perm[: n - n_test], perm[n - n_test :]
+
+
+def _holdout_indices(n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """10% held out as test (at least 1 image), for a path with no test split of its own."""
+    if n < 2:
+        raise DataError(f"{what}: {n} image(s); need at least 2 to hold one out as the test split")
+    return _split_indices(n, max(1, n // 10))
+
+
+def _held_out(
+    x: np.ndarray, y: np.ndarray | None, split: str, source: str
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    train, test = _holdout_indices(len(x), source)
+    idx = train if split == "train" else test
+    note = "train: 90%" if split == "train" else "test: 10% held out"
+    return x[idx], None if y is None else y[idx], f"{source} ({note}, seed 0)"
+
+
+# ---- tensor transforms ---------------------------------------------------------------------
+
+
+def _transform(
+    x: torch.Tensor, *, size: int | None, crop: bool, channels: int | None
+) -> torch.Tensor:
+    """channels, then center crop, then resize; x (N, C, H, W) uint8 in and out."""
+    if channels == 1 and x.shape[1] == 3:
+        # ITU-R 601-2 luma in Pillow's fixed point, so tensors and files ("L") agree exactly.
+        r, g, b = x.to(torch.int32).unbind(1)  # each (N, H, W)
+        x = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8).unsqueeze(1)
+    if crop:
+        h, w = x.shape[-2:]
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        x = x[..., top : top + s, left : left + s]
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        chunks = []
+        for part in x.split(4096):  # bounds the float copy's memory
+            f = F.interpolate(
+                part.float(),
+                size=(size, size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+            chunks.append(f.round_().clamp_(0, 255).to(torch.uint8))
+        x = torch.cat(chunks)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)  # (N, 3, H, W), gray repeated
+    return x.contiguous()
+
+
+# ---- image folders -------------------------------------------------------------------------
+
+
+def _image_folder(
+    spec: str,
+    folder: Path,
+    split: str,
+    size: int | None,
+    crop: bool,
+    channels: int | None,
+    progress: bool,
+) -> ImageSet:
+    """Read a folder of image files; options are applied per file with Pillow."""
+    if (folder / "train").is_dir():
+        train_items = _labelled_files(folder / "train")
+        test_items = _labelled_files(folder / "test") if (folder / "test").is_dir() else None
+    else:
+        train_items, test_items = _labelled_files(folder), None
+    every = train_items + (test_items or [])
+    if not every:
+        _no_images(folder)
+    names = {c for _, c in every}
+    if None in names and len(names) > 1:
+        raise DataError(
+            f"{folder}: some images are in class subfolders and some are not; "
+            "put every image in a class folder, or none"
+        )
+    classes = sorted(c for c in names if c is not None)
+    label_of = {c: i for i, c in enumerate(classes)}
+
+    # Header-only pass over every file of both splits: one mode and size for the whole set.
+    headers = [
+        _peek(p) for p, _ in tqdm(every, desc=f"scanning {spec}", disable=not progress, leave=False, delay=1.0)
+    ]
+    mode = {1: "L", 3: "RGB"}.get(channels) or (
+        "L" if all(m in _GRAY_MODES for m, _ in headers) else "RGB"
+    )
+    shapes = {_final_size(wh, size, crop): p for (_, wh), (p, _) in zip(headers, every)}
+    if len(shapes) > 1:
+        (a, pa), (b, pb) = list(shapes.items())[:2]
+        raise DataError(
+            f"{folder}: images of different sizes ({pa.name} {a[0]}x{a[1]}, {pb.name} "
+            f"{b[0]}x{b[1]}); pass --size N (and optionally --crop)"
+        )
+
+    if test_items is None:
+        train, test = _holdout_indices(len(every), str(folder))
+        items = [every[i] for i in (train if split == "train" else test)]
+        source = f"{folder} ({'train: 90%' if split == 'train' else 'test: 10% held out'}, seed 0)"
+    elif split == "train":
+        items, source = train_items, str(folder / "train")
+    else:
+        items, source = test_items, str(folder / "test")
+    if not items:
+        raise DataError(
+            f"{folder / split}: no images for the {split} split; add some, or remove the folder"
+        )
+
+    (w, h), c = next(iter(shapes)), 1 if mode == "L" else 3
+    x = np.empty((len(items), h, w, c), dtype=np.uint8)  # (N, H, W, C)
+    for i, (p, _) in enumerate(tqdm(items, desc=f"reading {spec} ({split})", disable=not progress, delay=1.0)):
+        x[i] = _decode(p, mode, size, crop).reshape(h, w, c)
+    y = torch.tensor([label_of[cl] for _, cl in items], dtype=torch.int64) if classes else None
+    return ImageSet(
+        x=_nchw(x), y=y, classes=classes, name=spec, source=f"{source}, {len(items)} files"
+    )
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+
+
+def _labelled_files(root: Path) -> list[tuple[Path, str | None]]:
+    """(file, class name or None) for the images in root: subfolders are classes."""
+    top = sorted(p for p in root.iterdir() if _is_image(p))
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    nested = [(p, d.name) for d in subdirs for p in sorted(d.rglob("*")) if _is_image(p)]
+    if top and nested:
+        raise DataError(
+            f"{root}: images both directly inside ({top[0].name}) and in class subfolders; "
+            "move every image into a class folder, or none"
+        )
+    return nested or [(p, None) for p in top]
+
+
+def _no_images(folder: Path) -> None:
+    entries = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    if not entries:
+        raise DataError(
+            f"{folder}: empty folder; put PNG/JPEG images (or IDX files, or an .npz) there"
+        )
+    raise DataError(
+        f"{folder}: no images found ({len(entries)} other files, e.g. {entries[0]}); point --data at "
+        "a folder of PNG/JPEG/BMP/WebP files (class subfolders give labels)"
+    )
+
+
+def _peek(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.mode, im.size
+    except _DECODE_ERRORS as e:
+        raise DataError(
+            f"{path}: not a readable image ({_why(e)}); remove or replace this file"
+        ) from None
+
+
+def _final_size(wh: tuple[int, int], size: int | None, crop: bool) -> tuple[int, int]:
+    if size is not None:
+        return size, size
+    return (min(wh),) * 2 if crop else wh
+
+
+def _decode(path: Path, mode: str, size: int | None, crop: bool) -> np.ndarray:
+    """One file -> (H, W) or (H, W, 3) uint8 after mode conversion, crop and resize."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if crop:
+                w, h = im.size
+                s = min(w, h)
+                left, top = (w - s) // 2, (h - s) // 2
+                im = im.crop((left, top, left + s, top + s))
+            if size is not None and im.size != (size, size):
+                # Pillow's bilinear filter widens its support when shrinking: antialiased.
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(im)
+    except _DECODE_ERRORS as e:
+        raise DataError(
+            f"{path}: cannot decode this image ({_why(e)}); remove or replace this file"
+        ) from None
+
+
+def _not_images(spec: str, path: Path) -> str:
+    hint = "give a named set (digits, mnist), a folder of images or IDX files, or an .npz"
+    if not path.exists():
+        return f"{spec}: no such file or folder; {hint}"
+    if path.suffix.lower() in IMAGE_EXTENSIONS or is_idx_name(path.name):
+        return f"{spec}: a single file; give the folder that holds it (and its siblings)"
+    return f"{spec}: not an image data set ({path.suffix or 'a file'} file); {hint}"
+
+
+def _why(e: BaseException) -> str:
+    return " ".join(str(e).split())[:160] or type(e).__name__

@@ -1,0 +1,1 @@
+"""Sample metrics (the evaluation suite grows here; see DESIGN's evaluation protocol)."""

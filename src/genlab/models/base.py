@@ -1,0 +1,151 @@
+"""The model protocol: what every family gives the trainer, sampler and CLI.
+
+A family is one ``GenerativeModel`` subclass with a config dataclass beside
+it. It owns its loss and its sampling; the trainer owns everything around
+them. Kept small on purpose:
+
+    model = VAE(VAEConfig(latent_dim=16), DataInfo.images((1, 8, 8), classes))
+    losses = model.loss({"x": x, "y": y, "step": 0})   # {"loss": ..., "kl": ...}
+    x = model.sample(16, temperature=0.8)               # (16, 1, 8, 8) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Control:
+    """One creativity knob a family takes at sampling time (type, range, default).
+
+    The CLI turns each into a flag (``temperature`` -> ``--temperature``), the
+    report sweeps them and the web UI draws them; a control a family does not
+    declare is an error, never silently ignored.
+    """
+
+    type: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    many: bool = False  # accepts a list (e.g. one label per sample)
+
+    def check(self, name: str, value: Any) -> Any:
+        values = value if self.many and isinstance(value, (list, tuple)) else [value]
+        out = []
+        for v in values:
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                v = self.type(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name}={value!r}: expected {self.type.__name__}") from None
+            if self.low is not None and v < self.low or self.high is not None and v > self.high:
+                raise ConfigError(f"{name}={v} is outside [{self.low}, {self.high}]")
+            if self.choices is not None and v not in self.choices:
+                raise ConfigError(f"{name}={v!r} is not one of {', '.join(map(str, self.choices))}")
+            out.append(v)
+        return out if self.many and isinstance(value, (list, tuple)) else out[0]
+
+
+@dataclass
+class DataInfo:
+    """What a model must know about its data to be built (saved in config.json)."""
+
+    kind: str  # "images" (text joins in a later issue)
+    shape: tuple[int, ...] = ()  # (C, H, W) for images
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def images(cls, shape: tuple[int, int, int], classes: list[str] | None = None) -> DataInfo:
+        return cls("images", tuple(shape), list(classes or []))
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every family. Subclasses set the class attributes and
+    implement ``loss`` and ``sample``; ``train_step`` only for ordered updates."""
+
+    family: ClassVar[str]
+    config_class: ClassVar[type]
+    data_kind: ClassVar[str] = "images"
+    controls: ClassVar[dict[str, Control]] = {}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
+    has_latent: ClassVar[bool] = False
+    # A family whose update has an order (GAN: D then G) sets this to True and
+    # defines train_step(batch, stepper); the trainer then calls it instead of
+    # back-propagating loss(batch)["loss"] itself.
+    owns_step: ClassVar[bool] = False
+
+    def __init__(self, config: Any, info: DataInfo):
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        # DDP hooks forward(), so the training loss goes through it.
+        return self.loss(batch)
+
+    def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Losses for one batch ({"loss": scalar, ...scalars worth logging})."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, Any], stepper: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.family} does not own its training step")
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **controls: Any):
+        """``n`` samples: images in [-1, 1] (N, C, H, W), or token ids."""
+        raise NotImplementedError
+
+    def optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
+        """AdamW on every parameter; no weight decay on biases and norms."""
+        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        groups = [
+            {"params": decay, "weight_decay": train.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return {"main": torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))}
+
+    def evaluate(self, batches: Any, **options: Any) -> dict[str, Any]:
+        """The family's own likelihood figures on held-out data ({} if it has none)."""
+        return {}
+
+    @classmethod
+    def check_controls(cls, controls: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in; an unknown or out-of-range control raises ConfigError."""
+        unknown = sorted(k for k, v in controls.items() if k not in cls.controls)
+        if unknown:
+            takes = ", ".join(f"--{k.replace('_', '-')}" for k in cls.controls) or "no controls"
+            raise ConfigError(
+                f"the {cls.family} family does not take --{unknown[0].replace('_', '-')}; "
+                f"it takes {takes}"
+            )
+        out = {k: c.default for k, c in cls.controls.items()}
+        out.update({k: cls.controls[k].check(k, v) for k, v in controls.items() if v is not None})
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def config_with_defaults(cls: type, **kw: Any) -> Any:
+    """A family config with keyword overrides, rejecting unknown names."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(kw) - names)
+    if bad:
+        raise ConfigError(f"{cls.__name__} has no field {bad[0]!r}")
+    return cls(**kw)

@@ -1,0 +1,80 @@
+"""Building blocks shared by the image families (VAE now; GAN and U-Net later).
+
+levels = resolution_levels(28)          # [28, 14, 7]: halve while even and > 4
+block = ResBlock(64, dropout=0.1)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resolution_levels(size: int, smallest: int = 4) -> list[int]:
+    """Spatial sizes from ``size`` down, halving while even and above ``smallest``.
+
+    8 -> [8, 4], 28 -> [28, 14, 7], 32 -> [32, 16, 8, 4], 64 -> [64, 32, 16, 8, 4].
+    """
+    sizes = [size]
+    while sizes[-1] % 2 == 0 and sizes[-1] > smallest:
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with as many groups (<= 32) as divide the channels: no batch
+    statistics, so DDP ranks and batch sizes do not change the function."""
+    groups = math.gcd(channels, 32)
+    return nn.GroupNorm(groups, channels)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: (GN, SiLU, conv3x3) x 2 with dropout between."""
+
+    def __init__(self, c_in: int, c_out: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        c_out = c_out or c_in
+        self.norm1, self.conv1 = group_norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2, self.conv2 = group_norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 convolution: (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest x2 then 3x3 convolution (no checkerboard artefacts of transposed convs)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def labels_for(n: int, label: int | list[int] | None, num_classes: int) -> list[int] | None:
+    """The class label of each of ``n`` samples: given, repeated, or cycling 0..K-1."""
+    if num_classes == 0:
+        return None
+    if label is None:
+        return [i % num_classes for i in range(n)]
+    labels = list(label) if isinstance(label, (list, tuple)) else [label]
+    return [labels[i % len(labels)] for i in range(n)]

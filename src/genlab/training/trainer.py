@@ -1,0 +1,513 @@
+"""The one training loop, for every family.
+
+The model gives ``loss(batch)`` (or, for ordered updates, ``train_step``);
+this loop owns the rest: device, DDP, bf16 autocast, torch.compile,
+gradient accumulation and clipping, LR warm-up + cosine, EMA, validation
+with best weights, sample grids, metrics.jsonl, a progress bar, and exact
+resume from atomic checkpoints.
+
+    trainer = Trainer(run_dir, cfg, model, train_data, val_data)
+    summary = trainer.fit()
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from genlab.data import Batcher, TensorData
+from genlab.errors import ConfigError, RunError
+from genlab.training.checkpoint import (
+    CheckpointDir,
+    flatten_optimizer,
+    save_tensors,
+    unflatten_optimizer,
+)
+from genlab.training.ema import EMA
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # optimizer steps (the LR schedule spans them)
+    minutes: float | None = None  # stop after this much training time (schedule follows time)
+    batch_size: int = 128  # global batch: split over DDP ranks and accumulation steps
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear LR warm-up
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    grad_accum: int = 1  # micro-batches per optimizer step
+    ema_decay: float = 0.999  # 0 turns the EMA off
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA, or CPU for tests)
+    compile: bool = False  # torch.compile the model (CUDA)
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    log_every: int = 10  # steps between metrics.jsonl records
+    eval_every: int = 500  # steps between validation losses (0: only at the end)
+    eval_batches: int = 0  # validation batches (0: the whole split)
+    sample_every: int = 1000  # steps between sample grids (0: only at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
+    grid_size: int = 64  # samples in each grid
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("train.ema_decay must be in [0, 1)")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("train.minutes must be > 0")
+
+
+def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base LR: linear warm-up, then cosine to ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    p = min(1.0, progress)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(
+                f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
+            ) from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but no CUDA GPU is visible")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class Distributed:
+    """Rank, world size and device under ``torchrun`` (one process: rank 0 of 1)."""
+
+    def __init__(self, device_name: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = pick_device(device_name)
+        if self.world > 1:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", local)
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def _rng_state(device: torch.device) -> torch.Tensor:
+    """This process's RNG state (CPU, plus the current CUDA device) as one uint8 tensor."""
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return torch.cat(states)
+
+
+def _set_rng_state(state: torch.Tensor, device: torch.device) -> None:
+    cpu = torch.get_rng_state()
+    torch.set_rng_state(state[: cpu.numel()].clone())
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[cpu.numel() :].clone(), device)
+
+
+class Stepper:
+    """What a family that owns its step uses: ``stepper.step("gen", loss)`` back-propagates,
+    clips, steps that optimizer and clears its gradients; returns the gradient norm."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], clip: float):
+        self.optimizers, self.clip = optimizers, clip
+
+    def step(self, name: str, loss: torch.Tensor) -> torch.Tensor:
+        opt = self.optimizers[name]
+        loss.backward()
+        norm = _clip(opt, self.clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return norm
+
+
+def _clip(opt: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return (
+        torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        if params
+        else torch.zeros(())
+    )
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` into ``run_dir`` (which must already hold
+    config.json). ``resume`` continues from the latest checkpoint in ``run_dir``."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg,
+        model,
+        train_data: TensorData,
+        val_data: TensorData | None = None,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        dist_env: Distributed | None = None,
+    ):
+        self.run_dir, self.cfg, self.tc = Path(run_dir), cfg, cfg.train
+        self.env = dist_env or Distributed(self.tc.device)
+        self.device = self.env.device
+        self.model = model.to(self.device)
+        self.progress = progress
+        tc, world = self.tc, self.env.world
+        if tc.batch_size % (world * tc.grad_accum):
+            raise ConfigError(
+                f"train.batch_size={tc.batch_size} must divide evenly by "
+                f"{world} rank(s) x train.grad_accum={tc.grad_accum}"
+            )
+        if model.owns_step and tc.grad_accum != 1:
+            raise ConfigError(f"the {model.family} family owns its update: use train.grad_accum=1")
+        self.micro = tc.batch_size // (world * tc.grad_accum)
+        if len(train_data) < tc.batch_size:
+            raise ConfigError(
+                f"the training split has {len(train_data)} examples, fewer than "
+                f"train.batch_size={tc.batch_size}; lower it"
+            )
+        on_gpu = self.device.type != "cpu" and train_data.x.numel() < 2**31
+        self.train_data = train_data.to(self.device) if on_gpu else train_data
+        self.val_data = val_data
+        self.batcher = Batcher(len(train_data), tc.batch_size, tc.seed)
+        self.optimizers = model.optimizers(tc)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("base_lr", group["lr"])
+        self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
+        self.ckpt = CheckpointDir(self.run_dir)
+        self.step, self.elapsed, self.examples = 0, 0.0, 0
+        self.best_val = math.inf
+        # every rank starts from the same weights (built under the same seed);
+        # their noise streams differ so dropout and sampling are independent
+        torch.manual_seed(tc.seed * 7919 + 1 + self.env.rank)
+        if resume:
+            self._restore()
+        self.net = self._wrap(model)
+
+    # -- set-up -------------------------------------------------------------
+    def _wrap(self, model):
+        net = model
+        if self.env.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.tc.compile:
+            net = torch.compile(net)
+        return net
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.tc.precision == "bf16"
+        )
+
+    # -- the loop -----------------------------------------------------------
+    def fit(self, until: int | None = None) -> dict[str, Any]:
+        """Train until ``train.steps`` (or ``train.minutes``); returns a summary.
+
+        ``until`` ends this session early at that step, with a checkpoint, and
+        leaves the schedule as it is: a later resume continues the same run.
+        """
+        tc, env = self.tc, self.env
+        end = min(tc.steps, until) if until is not None else tc.steps
+        if env.main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / "metrics.jsonl", "a") if env.main else None
+        bar = tqdm(
+            total=tc.steps,
+            initial=self.step,
+            desc=f"train {self.model.family}",
+            unit="step",
+            disable=not (self.progress and env.main),
+            dynamic_ncols=True,
+            mininterval=0.5,
+            file=sys.stderr,
+        )
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        window, t_window = 0, time.perf_counter()
+        t_start, elapsed0 = time.perf_counter(), self.elapsed
+        stopped_by_time = False
+        try:
+            while self.step < end:
+                self.elapsed = elapsed0 + time.perf_counter() - t_start
+                if tc.minutes is not None and self.elapsed >= tc.minutes * 60:
+                    stopped_by_time = True
+                    break
+                out = self._train_step()
+                for k, v in out.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                window += 1
+                self.step += 1
+                self.examples += tc.batch_size
+                bar.update(1)
+                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                    rec = {k: (v / window).item() for k, v in sums.items()}
+                    now = time.perf_counter()
+                    rec.update(
+                        step=self.step,
+                        lr=self._lr(),
+                        examples=self.examples,
+                        examples_per_s=window * tc.batch_size / (now - t_window),
+                        elapsed_s=round(self.elapsed, 3),
+                    )
+                    bar.set_postfix_str(f"loss {rec['loss']:.4g}", refresh=False)
+                    self._log(log, rec)
+                    sums, window, t_window = {}, 0, now
+                    if not math.isfinite(rec["loss"]):
+                        raise RunError(
+                            f"the loss became {rec['loss']} at step {self.step}; "
+                            "lower train.lr or raise train.warmup_steps "
+                            f"(last good checkpoint: {self.ckpt.latest()})"
+                        )
+                if self.step < end:
+                    self._periodic(log, final=False)
+            self._periodic(log, final=self.step >= tc.steps or stopped_by_time)
+            if self.step < tc.steps and not stopped_by_time:
+                self.save_checkpoint()  # a session cut short by `until`
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        return {
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "best_val_loss": self.best_val,
+            "stopped_by_time": stopped_by_time,
+            "run_dir": str(self.run_dir),
+        }
+
+    def _progress(self) -> float:
+        p = self.step / self.tc.steps
+        if self.tc.minutes is not None:
+            p = max(p, self.elapsed / (self.tc.minutes * 60))
+        return p
+
+    def _lr(self) -> float:
+        g = next(iter(self.optimizers.values())).param_groups[0]
+        return g["lr"]
+
+    def _train_step(self) -> dict[str, torch.Tensor]:
+        tc = self.tc
+        f = lr_factor(self._progress(), self.step, tc)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * f
+        idx = self.batcher.next()
+        chunks = idx.view(self.env.world, tc.grad_accum, self.micro)[self.env.rank]
+        if self.model.owns_step:
+            batch = self.train_data.batch(chunks[0], self.device)
+            batch["step"] = self.step
+            with self._autocast():
+                out = self.model.train_step(batch, Stepper(self.optimizers, tc.grad_clip))
+        else:
+            out = self._accumulate(chunks)
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+        return {k: v.detach().float() for k, v in out.items()}
+
+    def _accumulate(self, chunks: torch.Tensor) -> dict[str, torch.Tensor]:
+        tc = self.tc
+        total: dict[str, torch.Tensor] = {}
+        for m in range(tc.grad_accum):
+            batch = self.train_data.batch(chunks[m], self.device)
+            batch["step"] = self.step
+            last = m == tc.grad_accum - 1
+            sync = self.net.no_sync() if (self.env.world > 1 and not last) else _null()
+            with sync:
+                with self._autocast():
+                    out = self.net(batch)
+                (out["loss"] / tc.grad_accum).backward()
+            for k, v in out.items():
+                v = v.detach() / tc.grad_accum
+                total[k] = total[k] + v if k in total else v
+        norms = [_clip(opt, tc.grad_clip) for opt in self.optimizers.values()]
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        total["grad_norm"] = norms[0]
+        return total
+
+    # -- validation, samples, checkpoints ---------------------------------
+    def _periodic(self, log, final: bool) -> None:
+        tc, s = self.tc, self.step
+        due = lambda every: final or (every > 0 and s % every == 0)  # noqa: E731
+        if due(tc.eval_every) and self.val_data is not None:
+            self._validate(log)
+        if due(tc.sample_every) and self.env.main:
+            self._write_samples()
+        if due(tc.checkpoint_every):
+            self.save_checkpoint()
+
+    def _sampling_weights(self):
+        return self.ema.applied(self.model) if self.ema is not None else _null()
+
+    @torch.no_grad()
+    def _validate(self, log) -> None:
+        if self.env.main:
+            self.model.eval()
+            sums: dict[str, float] = {}
+            n = 0
+            # fixed noise, and the training RNG stream left exactly as it was
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), self._sampling_weights():
+                torch.manual_seed(self.tc.seed + 12345)
+                for batch in self.val_data.batches(
+                    self.tc.batch_size, self.device, self.tc.eval_batches
+                ):
+                    batch["step"] = self.step
+                    with self._autocast():
+                        out = self.model.loss(batch)
+                    b = len(batch["x"])
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + v.float().item() * b
+                    n += b
+            self.model.train()
+            rec = {
+                "step": self.step,
+                **{f"val_{k}": v / n for k, v in sums.items()},
+                "val_examples": n,
+            }
+            self._log(log, rec)
+            if rec["val_loss"] < self.best_val:
+                self.best_val = rec["val_loss"]
+                save_tensors(self.run_dir / "best.safetensors", self._export_weights())
+        self.env.barrier()
+
+    def _export_weights(self) -> dict[str, torch.Tensor]:
+        if self.ema is not None:
+            return self.ema.weights_for(self.model)
+        return self.model.state_dict()
+
+    def _write_samples(self) -> None:
+        from genlab.sample import save_images
+
+        if self.model.data_kind != "images":
+            return
+        self.model.eval()
+        g = torch.Generator(device=self.device).manual_seed(self.tc.seed)
+        with self._sampling_weights():
+            x = self.model.sample(self.tc.grid_size, generator=g)
+        self.model.train()
+        save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+
+    def save_checkpoint(self) -> None:
+        """Write one consistent checkpoint, then the latest weights for sampling."""
+        rng = self.env.gather(_rng_state(self.device))
+        if self.env.main:
+            groups = {
+                "model": self.model.state_dict(),
+                "rng": {f"rank{r}": s for r, s in enumerate(rng)},
+            }
+            meta: dict[str, Any] = {
+                "step": self.step,
+                "data": self.batcher.state_dict(),
+                "elapsed_s": self.elapsed,
+                "examples": self.examples,
+                "best_val_loss": self.best_val,
+                "world_size": self.env.world,
+                "optimizers": {},
+            }
+            if self.ema is not None:
+                groups["ema"] = self.ema.state_dict()
+            for name, opt in self.optimizers.items():
+                tensors, opt_meta = flatten_optimizer(opt.state_dict())
+                groups[f"optim_{name}"] = tensors
+                meta["optimizers"][name] = opt_meta
+            self.ckpt.write(self.step, groups, meta)
+            save_tensors(self.run_dir / "model.safetensors", self.model.state_dict())
+            if self.ema is not None:
+                save_tensors(self.run_dir / "ema.safetensors", self.ema.weights_for(self.model))
+        self.env.barrier()
+
+    def _restore(self) -> None:
+        folder = self.ckpt.latest()
+        if folder is None:
+            raise RunError(
+                f"{self.run_dir} has no checkpoint to resume from; "
+                "train it again without --resume into a new --out"
+            )
+        groups, meta = self.ckpt.read(folder)
+        try:
+            self.model.load_state_dict(groups["model"])
+            if self.ema is not None:
+                self.ema.load_state_dict(groups["ema"])
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(
+                    unflatten_optimizer(groups[f"optim_{name}"], meta["optimizers"][name])
+                )
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise RunError(
+                f"checkpoint {folder} does not fit this model/config "
+                f"({str(e).splitlines()[0][:100]})"
+            ) from None
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("base_lr", group["lr"])
+        self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
+        self.examples, self.best_val = int(meta["examples"]), float(meta["best_val_loss"])
+        self.batcher.load_state_dict(meta["data"])
+        rng = groups["rng"].get(f"rank{self.env.rank}")
+        if meta.get("world_size") == self.env.world and rng is not None:
+            _set_rng_state(rng, self.device)
+        elif self.env.main:
+            print(
+                f"genlab: resuming with {self.env.world} process(es) where the checkpoint had "
+                f"{meta.get('world_size')}: random streams restart, so the result will differ "
+                "from an uninterrupted run",
+                file=sys.stderr,
+            )
+
+    def _log(self, log, rec: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

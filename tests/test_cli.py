@@ -27,8 +27,11 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +44,19 @@ def cvae(tmp_path_factory) -> Path:
 
 def test_train_writes_a_complete_run(cvae):
     names = {p.name for p in cvae.iterdir()}
-    assert {"config.json", "model.safetensors", "ema.safetensors", "best.safetensors",
-            "metrics.jsonl", "samples", "state"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "ema.safetensors",
+        "best.safetensors",
+        "metrics.jsonl",
+        "samples",
+        "state",
+    } <= names
     assert sorted(p.name for p in (cvae / "samples").iterdir()) == [
-        "step-00000010.png", "step-00000020.png"]
+        "step-00000010.png",
+        "step-00000020.png",
+    ]
     lines = (cvae / "metrics.jsonl").read_text().splitlines()
     assert any('"val_loss"' in line for line in lines)
 
@@ -58,16 +70,24 @@ def test_sample_png_npz_folder_and_interpolation(cvae, tmp_path, capsys):
     assert z["x"].shape == (12, 8, 8, 1) and z["x"].dtype == np.uint8
     assert z["y"].tolist() == [i % 10 for i in range(12)]  # no --label: cycle the classes
 
-    assert run_cli(capsys, "sample", cvae, "-n", 4, "--label", "7", "--out",
-                   tmp_path / "sevens.npz")[0] == 0
+    assert (
+        run_cli(capsys, "sample", cvae, "-n", 4, "--label", "7", "--out", tmp_path / "sevens.npz")[
+            0
+        ]
+        == 0
+    )
     assert np.load(tmp_path / "sevens.npz")["y"].tolist() == [7, 7, 7, 7]
 
     assert run_cli(capsys, "sample", cvae, "-n", 3, "--out", f"{tmp_path / 'each'}/")[0] == 0
     assert sorted(p.name for p in (tmp_path / "each").iterdir()) == [
-        "000000.png", "000001.png", "000002.png"]
+        "000000.png",
+        "000001.png",
+        "000002.png",
+    ]
 
-    code, _, _ = run_cli(capsys, "sample", cvae, "-n", 2, "--interpolate", 5, "--out",
-                         tmp_path / "i.png")
+    code, _, _ = run_cli(
+        capsys, "sample", cvae, "-n", 2, "--interpolate", 5, "--out", tmp_path / "i.png"
+    )
     assert code == 0
 
 
@@ -103,8 +123,9 @@ def test_python_api_example_from_readme(cvae, tmp_path):
     """The README's Python lines, run as written (with the run path swapped in)."""
     readme = (REPO / "README.md").read_text()
     block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
-    code = block.replace('"runs/demo"', repr(str(cvae))).replace('"grid.png"',
-                                                                  repr(str(tmp_path / "g.png")))
+    code = block.replace('"runs/demo"', repr(str(cvae))).replace(
+        '"grid.png"', repr(str(tmp_path / "g.png"))
+    )
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "g.png").exists()
 
@@ -123,8 +144,9 @@ def _rgb_folder(root: Path) -> Path:
 def test_rgb_image_folder_end_to_end(tmp_path, capsys):
     data = _rgb_folder(tmp_path / "imgs")
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "vae", "--data", data, "--out", out, *TINY,
-                           "model.conditional=true")
+    code, _, err = run_cli(
+        capsys, "train", "vae", "--data", data, "--out", out, *TINY, "model.conditional=true"
+    )
     assert code == 0, err
     run = genlab.load(out)
     assert run.info.shape == (3, 16, 16) and run.info.classes == ["blue", "red"]
@@ -148,10 +170,12 @@ def _bad_inputs(tmp: Path, cvae: Path, shared: Path | None):
     Image.new("L", (8, 8)).save(mixed / "a.png")
     Image.new("L", (12, 9)).save(mixed / "b.png")
     cases.append(("mixed sizes", ["train", "vae", "--data", mixed, "--out", tmp / "o3"], None))
-    cases.append(("unknown override", ["train", "vae", "--out", tmp / "o4", "model.latnt_dim=3"],
-                  None))
-    cases.append(("mistyped override", ["train", "vae", "--out", tmp / "o5", "train.lr=fast"],
-                  None))
+    cases.append(
+        ("unknown override", ["train", "vae", "--out", tmp / "o4", "model.latnt_dim=3"], None)
+    )
+    cases.append(
+        ("mistyped override", ["train", "vae", "--out", tmp / "o5", "train.lr=fast"], None)
+    )
     cases.append(("unknown family", ["train", "gan2", "--out", tmp / "o6"], None))
     stranger = tmp / "stranger"
     stranger.mkdir()
@@ -159,20 +183,28 @@ def _bad_inputs(tmp: Path, cvae: Path, shared: Path | None):
     cases.append(("not a run", ["sample", stranger, "--out", tmp / "x.png"], stranger))
     cases.append(("missing run", ["info", tmp / "nope"], None))
     cases.append(("out holds a run", ["train", "vae", "--out", cvae, *TINY], cvae))
-    cases.append(("control the family lacks", ["sample", cvae, "--truncation", "0.5", "--out",
-                                               tmp / "t.png"], cvae))
-    cases.append(("label out of range", ["sample", cvae, "--label", "12", "--out", tmp / "l.png"],
-                  cvae))
+    cases.append(
+        (
+            "control the family lacks",
+            ["sample", cvae, "--truncation", "0.5", "--out", tmp / "t.png"],
+            cvae,
+        )
+    )
+    cases.append(
+        ("label out of range", ["sample", cvae, "--label", "12", "--out", tmp / "l.png"], cvae)
+    )
     cases.append(("unknown output type", ["sample", cvae, "--out", tmp / "x.gif"], cvae))
-    cases.append(("unknown data set", ["train", "vae", "--data", "imagenet-64", "--out",
-                                       tmp / "o7"], None))
+    cases.append(
+        ("unknown data set", ["train", "vae", "--data", "imagenet-64", "--out", tmp / "o7"], None)
+    )
     if shared is not None:
         trunc = tmp / "mnist_trunc"
         shutil.copytree(shared / "mnist", trunc)
         blob = (trunc / "train-images-idx3-ubyte.gz").read_bytes()
         (trunc / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
-        cases.append(("truncated gz", ["train", "vae", "--data", trunc, "--out", tmp / "o8"],
-                      trunc))
+        cases.append(
+            ("truncated gz", ["train", "vae", "--data", trunc, "--out", tmp / "o8"], trunc)
+        )
     return cases
 
 
@@ -202,8 +234,10 @@ def test_a_pickle_in_place_of_weights_is_refused(cvae, tmp_path, capsys):
     torch.save({"w": torch.zeros(2)}, run / "ema.safetensors")  # a pickle under the right name
     torch.save({"w": torch.zeros(2)}, run / "state" / "step-00000020" / "model.safetensors")
     before = _snapshot(run)
-    for argv in (["sample", run, "--out", tmp_path / "x.png"],
-                 ["train", "--out", run, "--resume", "--steps", "30", "--quiet"]):
+    for argv in (
+        ["sample", run, "--out", tmp_path / "x.png"],
+        ["train", "--out", run, "--resume", "--steps", "30", "--quiet"],
+    ):
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and "not a readable safetensors file" in err and len(err.splitlines()) == 1
     assert _snapshot(run) == before
@@ -211,7 +245,18 @@ def test_a_pickle_in_place_of_weights_is_refused(cvae, tmp_path, capsys):
 
 def test_console_script_exit_status_and_no_traceback(tmp_path):
     """The installed command, in a real process: bad input exits 2 in one line."""
-    r = subprocess.run([sys.executable, "-m", "genlab", "train", "vae", "--out",
-                        str(tmp_path / "o"), "model.nope=1"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab",
+            "train",
+            "vae",
+            "--out",
+            str(tmp_path / "o"),
+            "model.nope=1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-

@@ -19,9 +19,18 @@ def test_json_round_trip_of_a_run_config():
 
 
 def test_overrides_parse_every_type():
-    cfg = RunConfig.new("vae", overrides=[
-        "model.conditional=true", "train.lr=3e-4", "train.steps=12", "data.size=16",
-        "train.minutes=none", "model.likelihood=logistic", "data.name=./x.npz"])
+    cfg = RunConfig.new(
+        "vae",
+        overrides=[
+            "model.conditional=true",
+            "train.lr=3e-4",
+            "train.steps=12",
+            "data.size=16",
+            "train.minutes=none",
+            "model.likelihood=logistic",
+            "data.name=./x.npz",
+        ],
+    )
     assert cfg.model.conditional is True and cfg.train.lr == 3e-4 and cfg.train.steps == 12
     assert cfg.data.size == 16 and cfg.train.minutes is None
     assert cfg.model.likelihood == "logistic" and cfg.data.name == "./x.npz"
@@ -33,16 +42,19 @@ def test_preset_then_overrides_order():
     assert RunConfig.new("vae", preset="mnist", overrides=["model.width=8"]).model.width == 8
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("model.latnt_dim=3", "unknown key 'model.latnt_dim'"),
-    ("train.lr=abc", "expected float"),
-    ("train.steps=1.5", "expected int"),
-    ("model.conditional=maybe", "expected true or false"),
-    ("model.likelihood=poisson", "not one of"),
-    ("nosuchsection.x=1", "unknown key"),
-    ("train.steps", "not key=value"),
-    ("train.steps=0", "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("model.latnt_dim=3", "unknown key 'model.latnt_dim'"),
+        ("train.lr=abc", "expected float"),
+        ("train.steps=1.5", "expected int"),
+        ("model.conditional=maybe", "expected true or false"),
+        ("model.likelihood=poisson", "not one of"),
+        ("nosuchsection.x=1", "unknown key"),
+        ("train.steps", "not key=value"),
+        ("train.steps=0", "must be >= 1"),
+    ],
+)
 def test_bad_overrides_are_one_line_errors(bad, words):
     with pytest.raises(ConfigError) as e:
         RunConfig.new("vae", overrides=[bad])

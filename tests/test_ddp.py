@@ -77,6 +77,19 @@ class Probe(GenerativeModel):
         return torch.tanh(self._decode(z))
 
 
+@register
+class ProbeOwnStep(Probe):
+    """The same model through the path a GAN takes: it owns its step (stepper.step)."""
+
+    family = "ddp_probe_step"
+    owns_step = True
+
+    def train_step(self, batch, stepper):
+        out = self.loss(batch)
+        stepper.step("main", out["loss"])
+        return {"loss": out["loss"].detach()}
+
+
 if __name__ == "__main__":
     sys.exit(genlab.cli.main(sys.argv[1:]))
 '''
@@ -147,7 +160,8 @@ def test_torchrun_trains_the_vae_through_the_cli_into_one_run(tmp_path):
     assert weights and all(torch.isfinite(w).all() for w in weights.values())
 
 
-def test_two_ranks_average_gradients_exactly_like_one_process(tmp_path):
+@pytest.mark.parametrize("family", ["ddp_probe", "ddp_probe_step"])
+def test_two_ranks_average_gradients_exactly_like_one_process(tmp_path, family):
     launcher = tmp_path / "probe_launch.py"
     launcher.write_text(PROBE_LAUNCHER)
     batch = 32
@@ -158,7 +172,7 @@ def test_two_ranks_average_gradients_exactly_like_one_process(tmp_path):
 
     def train(name: str, batch_size: int, nproc: int | None = None) -> dict:
         out = tmp_path / name
-        args = [str(launcher), "train", "ddp_probe", "--out", str(out), *common]
+        args = [str(launcher), "train", family, "--out", str(out), *common]
         _run(args + [f"train.batch_size={batch_size}"], tmp_path, nproc=nproc)
         assert _checkpoint_meta(out)["world_size"] == (nproc or 1)
         return load_file(out / "model.safetensors")

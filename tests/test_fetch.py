@@ -331,3 +331,41 @@ def test_registered_checksums_match_the_shared_copy(shared_data):
         for f in s.files:
             assert sums[f.path] == f.sha256
             assert (shared_data / f.path).stat().st_size == f.size
+
+
+def test_genlab_train_mnist_through_an_http_mirror(server, shared_data, tmp_path, monkeypatch):
+    """The acceptance path: `genlab train vae --data mnist` with the mirror on a loopback
+    server downloads, verifies, caches and reuses; a corrupted copy is never used."""
+    from genlab.cli import main
+
+    _copy(shared_data, server.root, MNIST)
+    monkeypatch.setenv("GENLAB_DATA_MIRROR", server.url)
+    argv = [
+        "train",
+        "vae",
+        "--data",
+        "mnist",
+        "--preset",
+        "tiny",
+        "--quiet",
+        "train.steps=2",
+        "train.eval_batches=1",
+        "train.batch_size=8",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert sorted(p for p, _ in server.requests) == sorted(MNIST)
+    for p in MNIST:
+        assert _sha(F.cache_dir() / p) == _expected_sha(p)
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    assert len(server.requests) == len(MNIST), "the second run must reuse the cache"
+
+    # the same bit flip in the cache: detected, re-downloaded, the run still trains
+    _corrupt(F.cache_dir() / MNIST[0])
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 0
+    assert _sha(F.cache_dir() / MNIST[0]) == _expected_sha(MNIST[0])
+
+    # and on the server: nothing good to be had -> one line, exit 2, no run created
+    _corrupt(server.root / MNIST[0])
+    _corrupt(F.cache_dir() / MNIST[0])
+    assert main([*argv, "--out", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d").exists()

@@ -19,15 +19,34 @@ from genlab.training import trainer as trainer_mod
 from genlab.training.checkpoint import CheckpointDir
 
 # shuffling (always), dropout and EMA on; log every step so the test sees progress
-ARGS = ["vae", "--preset", "tiny", "--steps", "60", "--checkpoint-every", "20", "--quiet",
-        "model.dropout=0.2", "train.ema_decay=0.9", "train.eval_every=0", "train.sample_every=0",
-        "model.width=16", "train.log_every=1"]
+ARGS = [
+    "vae",
+    "--preset",
+    "tiny",
+    "--steps",
+    "60",
+    "--checkpoint-every",
+    "20",
+    "--quiet",
+    "model.dropout=0.2",
+    "train.ema_decay=0.9",
+    "train.eval_every=0",
+    "train.sample_every=0",
+    "model.width=16",
+    "train.log_every=1",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _genlab(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "genlab", *args], env=ENV, capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "genlab", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 def _last_step(run: Path) -> int:
@@ -64,8 +83,12 @@ def reference(tmp_path_factory) -> Path:
 
 def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", *ARGS, "--out", str(run)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "train", *ARGS, "--out", str(run)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     while _last_step(run) < 27 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -81,6 +104,13 @@ def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
     _assert_identical(_final_tensors(run), _final_tensors(reference))
     for f in ("model.safetensors", "ema.safetensors"):
         _assert_identical(load_file(run / f), load_file(reference / f))
+    # the curve has each step once: records past the checkpoint were dropped and redone
+    steps = [
+        json.loads(x)["step"]
+        for x in (run / "metrics.jsonl").read_text().splitlines()
+        if "val_loss" not in x
+    ]
+    assert steps == list(range(1, 61))
 
 
 @pytest.mark.parametrize("sabotage", ["rng", "data_position"])
@@ -119,8 +149,13 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(reference, tmp_p
     run = tmp_path / "run"
     script = tmp_path / "dying.py"
     script.write_text(KILL_DURING_WRITE)
-    r = subprocess.run([sys.executable, str(script), "train", *ARGS, "--out", str(run)], env=ENV,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(script), "train", *ARGS, "--out", str(run)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == -signal.SIGKILL
     state = run / "state"
     assert [p.name for p in state.glob(".tmp-*")], "the half-written checkpoint should be there"

@@ -17,13 +17,19 @@ def load(run_dir, weights: str = "auto", device="cpu"):
     return _load(run_dir, weights=weights, device=device)
 
 
-def train(family, out, *, preset="default", overrides=(), resume=False, progress=True,
-          until=None):
+def train(family, out, *, preset="default", overrides=(), resume=False, progress=True, until=None):
     """Train (or resume) a run; same as `genlab train` (see genlab.training.launch.train)."""
     from genlab.training.launch import train as _train
 
-    return _train(family, out, preset=preset, overrides=overrides, resume=resume, progress=progress,
-                  until=until)
+    return _train(
+        family,
+        out,
+        preset=preset,
+        overrides=overrides,
+        resume=resume,
+        progress=progress,
+        until=until,
+    )
 
 
 def save_images(x, out, labels=None, nrow=None):

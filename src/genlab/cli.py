@@ -54,7 +54,9 @@ def _labels(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--label takes integers like 3 or 0,1,2, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--label takes integers like 3 or 0,1,2, not {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,9 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--until", type=int, metavar="STEP", help="end this session at STEP with a "
-                   "checkpoint, keeping the schedule of --steps; --resume continues (for "
-                   "time-limited jobs)")
+    t.add_argument(
+        "--until",
+        type=int,
+        metavar="STEP",
+        help="end this session at STEP with a "
+        "checkpoint, keeping the schedule of --steps; --resume continues (for "
+        "time-limited jobs)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -330,7 +337,9 @@ def cmd_info(args, overrides: list[str]) -> int:
     if args.family:
         cls = get(args.family)
         cfg = RunConfig.new(args.family)
-        print(f"family {cls.family}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+        print(
+            f"family {cls.family}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}"
+        )
         print("config keys (default preset values):")
         for key in field_names(cfg):
             if key.split(".")[0] in ("model", "data", "train"):
@@ -380,12 +389,12 @@ def cmd_info(args, overrides: list[str]) -> int:
 def cmd_data_list(args, overrides: list[str]) -> int:
     from genlab.data.fetch import list_sets
 
-    rows = list_sets()
-    print(f"{'name':<17}{'kind':<8}{'found':<10}{'licence':<22}description")
-    for r in rows:
+    print(f"{'name':<17}{'kind':<8}{'found':<10}description")
+    for r in list_sets():
+        where = f" ({r['path']})" if r.get("path") else ""
         print(
-            f"{r['name']:<17}{r['kind']:<8}{r['found']:<10}{r['licence'][:21]:<22}"
-            f"{r['description']}" + (f"  [{r['path']}]" if r.get("path") else "")
+            f"{r['name']:<17}{r['kind']:<8}{r['found']:<10}{r['description']}\n"
+            f"{'':<35}licence: {r['licence']}{where}"
         )
     return 0
 

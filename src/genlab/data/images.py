@@ -347,7 +347,10 @@ def _image_folder(
 
     # Header-only pass over every file of both splits: one mode and size for the whole set.
     headers = [
-        _peek(p) for p, _ in tqdm(every, desc=f"scanning {spec}", disable=not progress, leave=False, delay=1.0)
+        _peek(p)
+        for p, _ in tqdm(
+            every, desc=f"scanning {spec}", disable=not progress, leave=False, delay=1.0
+        )
     ]
     mode = {1: "L", 3: "RGB"}.get(channels) or (
         "L" if all(m in _GRAY_MODES for m, _ in headers) else "RGB"
@@ -375,7 +378,9 @@ def _image_folder(
 
     (w, h), c = next(iter(shapes)), 1 if mode == "L" else 3
     x = np.empty((len(items), h, w, c), dtype=np.uint8)  # (N, H, W, C)
-    for i, (p, _) in enumerate(tqdm(items, desc=f"reading {spec} ({split})", disable=not progress, delay=1.0)):
+    for i, (p, _) in enumerate(
+        tqdm(items, desc=f"reading {spec} ({split})", disable=not progress, delay=1.0)
+    ):
         x[i] = _decode(p, mode, size, crop).reshape(h, w, c)
     y = torch.tensor([label_of[cl] for _, cl in items], dtype=torch.int64) if classes else None
     return ImageSet(

@@ -62,13 +62,14 @@ class VAE(GenerativeModel):
         ),
     }
     presets = {
-        # 8x8 digits in about a minute on two CPU cores
+        # 8x8 digits in about a minute on two CPU cores (88k parameters)
         "default": {
-            "train.steps": 3000,
+            "train.steps": 2000,
             "train.batch_size": 128,
             "train.lr": 2e-3,
-            "model.kl_warmup_steps": 500,
-            "train.sample_every": 1000,
+            "model.blocks": 0,
+            "model.kl_warmup_steps": 300,
+            "train.sample_every": 500,
             "train.eval_every": 500,
             "train.checkpoint_every": 1000,
         },

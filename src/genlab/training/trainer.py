@@ -12,6 +12,7 @@ resume from atomic checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -122,6 +123,14 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The average of ``t`` over ranks (logged losses describe the global batch)."""
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+            t /= self.world
+        return t
+
     def gather(self, obj: Any) -> list[Any]:
         if self.world == 1:
             return [obj]
@@ -147,14 +156,23 @@ def _set_rng_state(state: torch.Tensor, device: torch.device) -> None:
 
 class Stepper:
     """What a family that owns its step uses: ``stepper.step("gen", loss)`` back-propagates,
-    clips, steps that optimizer and clears its gradients; returns the gradient norm."""
+    averages the gradients over DDP ranks, clips, steps that optimizer and clears its
+    gradients; returns the gradient norm. (The family's model is not DDP-wrapped here,
+    because its ordered updates run several forward passes per step.)"""
 
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], clip: float):
-        self.optimizers, self.clip = optimizers, clip
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], clip: float, world: int = 1):
+        self.optimizers, self.clip, self.world = optimizers, clip, world
 
     def step(self, name: str, loss: torch.Tensor) -> torch.Tensor:
         opt = self.optimizers[name]
         loss.backward()
+        if self.world > 1:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world
+            parts = flat.split([g.numel() for g in grads])
+            torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(parts, grads)])
         norm = _clip(opt, self.clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -283,7 +301,12 @@ class Trainer:
                 self.examples += tc.batch_size
                 bar.update(1)
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
-                    rec = {k: (v / window).item() for k, v in sums.items()}
+                    rec = dict(
+                        zip(
+                            sums,
+                            (self.env.mean(torch.stack(list(sums.values()))) / window).tolist(),
+                        )
+                    )
                     now = time.perf_counter()
                     rec.update(
                         step=self.step,
@@ -340,7 +363,9 @@ class Trainer:
             batch = self.train_data.batch(chunks[0], self.device)
             batch["step"] = self.step
             with self._autocast():
-                out = self.model.train_step(batch, Stepper(self.optimizers, tc.grad_clip))
+                out = self.model.train_step(
+                    batch, Stepper(self.optimizers, tc.grad_clip, self.env.world)
+                )
         else:
             out = self._accumulate(chunks)
         if self.ema is not None:
@@ -354,7 +379,11 @@ class Trainer:
             batch = self.train_data.batch(chunks[m], self.device)
             batch["step"] = self.step
             last = m == tc.grad_accum - 1
-            sync = self.net.no_sync() if (self.env.world > 1 and not last) else _null()
+            sync = (
+                self.net.no_sync()
+                if (self.env.world > 1 and not last)
+                else contextlib.nullcontext()
+            )
             with sync:
                 with self._autocast():
                     out = self.net(batch)
@@ -381,7 +410,7 @@ class Trainer:
             self.save_checkpoint()
 
     def _sampling_weights(self):
-        return self.ema.applied(self.model) if self.ema is not None else _null()
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     @torch.no_grad()
     def _validate(self, log) -> None:
@@ -488,6 +517,8 @@ class Trainer:
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
         self.examples, self.best_val = int(meta["examples"]), float(meta["best_val_loss"])
         self.batcher.load_state_dict(meta["data"])
+        if self.env.main:  # drop curve records past the checkpoint: they will be redone
+            _truncate_log(self.run_dir / "metrics.jsonl", self.step)
         rng = groups["rng"].get(f"rank{self.env.rank}")
         if meta.get("world_size") == self.env.world and rng is not None:
             _set_rng_state(rng, self.device)
@@ -505,9 +536,16 @@ class Trainer:
             log.flush()
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            pass
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(f"{line}\n" for line in keep))
+    os.replace(tmp, path)

@@ -91,7 +91,7 @@ def run_bare(steps: int, train: TensorData, info) -> dict:
     torch.manual_seed(tc.seed * 7919 + 1)  # the trainer's noise stream on rank 0
     t0 = time.perf_counter()
     for step in range(steps):
-        f = lr_factor(step / tc.steps, step, tc)
+        f = lr_factor(step, tc)
         for opt in optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * f

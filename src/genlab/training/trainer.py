@@ -72,13 +72,16 @@ class TrainConfig:
             raise ValueError("train.minutes must be > 0")
 
 
-def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base LR: linear warm-up, then cosine to ``min_lr_ratio``."""
+def lr_factor(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
+    """Multiplier of the base LR at ``step`` (0-based): linear warm-up, then a cosine that
+    reaches ``min_lr_ratio`` at the last step (or when ``time_progress``, the share of
+    the ``train.minutes`` budget used, reaches 1)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
-    p = min(1.0, progress)
+    decay_steps = max(1, cfg.steps - 1 - cfg.warmup_steps)
+    p = min(1.0, max((step - cfg.warmup_steps) / decay_steps, time_progress))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
@@ -341,11 +344,8 @@ class Trainer:
             "run_dir": str(self.run_dir),
         }
 
-    def _progress(self) -> float:
-        p = self.step / self.tc.steps
-        if self.tc.minutes is not None:
-            p = max(p, self.elapsed / (self.tc.minutes * 60))
-        return p
+    def _time_progress(self) -> float:
+        return self.elapsed / (self.tc.minutes * 60) if self.tc.minutes is not None else 0.0
 
     def _lr(self) -> float:
         g = next(iter(self.optimizers.values())).param_groups[0]
@@ -353,7 +353,7 @@ class Trainer:
 
     def _train_step(self) -> dict[str, torch.Tensor]:
         tc = self.tc
-        f = lr_factor(self._progress(), self.step, tc)
+        f = lr_factor(self.step, tc, self._time_progress())
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * f
@@ -462,7 +462,15 @@ class Trainer:
         save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
 
     def save_checkpoint(self) -> None:
-        """Write one consistent checkpoint, then the latest weights for sampling."""
+        """Write one consistent checkpoint, then the latest weights for sampling.
+
+        Weights that are no longer finite never replace a good checkpoint."""
+        params = [p.detach() for p in self.model.parameters()]
+        if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+            raise RunError(
+                f"the weights hold NaN or inf at step {self.step}; nothing was saved. The last "
+                f"good checkpoint is {self.ckpt.latest()}: resume from it with a lower train.lr"
+            )
         rng = self.env.gather(_rng_state(self.device))
         if self.env.main:
             groups = {

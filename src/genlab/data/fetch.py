@@ -35,6 +35,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from genlab.errors import DataError
+from genlab.fsutil import fsync_dir
 
 TIMEOUT_S = 30
 _CHUNK = 1 << 16
@@ -421,7 +422,7 @@ def _fetch_file(
             return "sha256 mismatch"
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return None
     except urllib.error.HTTPError as e:
         return f"HTTP {e.code}"
@@ -440,20 +441,6 @@ def _one_line(reason: object) -> str:
         reason = reason.strerror  # "Connection refused", not "[Errno 111] Connection refused"
     text = " ".join(str(reason).split()) or type(reason).__name__
     return text[:120]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = [

@@ -24,25 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from genlab.errors import RunError
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new file inside ``path`` durable (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
+from genlab.fsutil import fsync_dir, fsync_file, write_bytes_atomic
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], atomic: bool = True) -> None:
@@ -51,7 +33,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], atomic: bool = Tr
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     target = path.with_name(f".{path.name}.tmp-{os.getpid()}") if atomic else path
     save_file(tensors, str(target), metadata={"format": "pt", "writer": "genlab"})
-    _fsync_file(target)
+    fsync_file(target)
     if atomic:
         os.replace(target, path)
         fsync_dir(path.parent)
@@ -73,12 +55,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    _fsync_file(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_bytes_atomic(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def read_json(path: Path) -> Any:

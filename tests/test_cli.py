@@ -2,6 +2,7 @@
 example, and bad input: one line, exit status 2, no traceback, nothing lost."""
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -103,7 +104,6 @@ def test_same_seed_same_samples_and_temperature_zero_is_the_mean(cvae, tmp_path,
 def test_eval_writes_metrics_and_info_reports(cvae, capsys):
     code, out, _ = run_cli(capsys, "eval", cvae, "--k", 8, "--n", 20)
     assert code == 0 and "iwae_nll" in out
-    import json
 
     rec = json.loads((cvae / "eval" / "metrics.json").read_text())
     assert rec["k"] == 8 and rec["n"] == 20 and rec["iwae_nll"] > 0
@@ -260,3 +260,25 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_a_larger_steps_extends_a_finished_run(cvae, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(cvae, run)
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--steps", 25, "--quiet")
+    assert code == 0, err
+    assert run_cli(capsys, "info", run)[1].count("step 25 of 25") == 1
+    steps = [
+        json.loads(x)["step"]
+        for x in (run / "metrics.jsonl").read_text().splitlines()
+        if '"lr"' in x
+    ]
+    assert steps == list(range(1, 26))
+    assert (run / "samples" / "step-00000025.png").exists()
+    # a finished run asked to resume with no more steps has nothing to do, and says so
+    before = _snapshot(run)
+    code, _, err = run_cli(capsys, "train", "--out", run, "--resume")
+    assert code == 0 and "nothing to do" in err
+    assert {k: v for k, v in _snapshot(run).items() if k != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"
+    }

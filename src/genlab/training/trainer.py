@@ -272,6 +272,14 @@ class Trainer:
         """
         tc, env = self.tc, self.env
         end = min(tc.steps, until) if until is not None else tc.steps
+        if self.step >= end:
+            if env.main and self.progress:
+                print(
+                    f"genlab: {self.run_dir} is already at step {self.step} of {tc.steps}; "
+                    "nothing to do (a larger --steps extends it)",
+                    file=sys.stderr,
+                )
+            return self._summary(stopped_by_time=False)
         if env.main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / "metrics.jsonl", "a") if env.main else None
@@ -336,6 +344,9 @@ class Trainer:
             bar.close()
             if log:
                 log.close()
+        return self._summary(stopped_by_time)
+
+    def _summary(self, stopped_by_time: bool) -> dict[str, Any]:
         return {
             "step": self.step,
             "elapsed_s": self.elapsed,

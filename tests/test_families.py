@@ -54,6 +54,14 @@ def test_sample_shape_range_and_seed(family, shape):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_family_declares_the_protocol(family):
+    cls = get(family)
+    assert {"default", "tiny"} <= set(cls.presets), "every family ships default and tiny presets"
+    assert cls.__doc__, "the docstring's first line is what `genlab info --family` prints"
+    assert cls.data_kind in ("images", "text")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_controls_are_declared_and_unknown_ones_rejected(family):
     cls = get(family)
     filled = cls.check_controls({})

@@ -82,6 +82,8 @@ class GenerativeModel(nn.Module):
     config_class: ClassVar[type]
     data_kind: ClassVar[str] = "images"
     controls: ClassVar[dict[str, Control]] = {}
+    # dotted overrides by name: "default" (what `genlab train FAMILY` uses) and "tiny"
+    # (a seconds-long run the registry-wide tests train, resume and sample) at least
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     has_latent: ClassVar[bool] = False
     # A family whose update has an order (GAN: D then G) sets this to True and

@@ -282,3 +282,17 @@ def test_a_larger_steps_extends_a_finished_run(cvae, tmp_path, capsys):
     assert {k: v for k, v in _snapshot(run).items() if k != "config.json"} == {
         k: v for k, v in before.items() if k != "config.json"
     }
+
+
+def test_demo_runs_end_to_end_and_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "30"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("samples.png", "interpolation.png", "metrics.jsonl", "eval/metrics.json"):
+        assert (out / name).exists(), name
+        assert name.split("/")[0] in printed
+    assert "copies of training digits" in printed
+    assert Image.open(out / "samples.png").size == Image.open(out / "interpolation.png").size
+    before = _snapshot(out)
+    assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
+    assert (tmp_path / "demo-2" / "samples.png").exists() and _snapshot(out) == before

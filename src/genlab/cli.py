@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from genlab.errors import GenlabError
@@ -284,47 +283,15 @@ def cmd_sample(args, overrides: list[str]) -> int:
 
 
 def cmd_eval(args, overrides: list[str]) -> int:
-    from tqdm.auto import tqdm
-
-    from genlab.data import TensorData, load_data
+    from genlab.evaluate import evaluate_likelihood
     from genlab.run import load
-    from genlab.training.checkpoint import write_json
 
     run = load(args.run, weights=args.weights, device=_device(args.device))
-    test = TensorData.from_images(load_data(run.config.data, "test"))
-    n = min(args.n or len(test), len(test))
-    test = TensorData(test.x[:n], test.y[:n] if test.y is not None else None)
-    with tqdm(
-        total=n, desc=f"eval {run.config.family} (k={args.k})", unit="img", file=sys.stderr
-    ) as bar:
-        result = run.model.evaluate(
-            test.batches(args.batch_size, run.model.device),
-            k=args.k,
-            seed=args.seed,
-            progress=bar.update,
-        )
-    if not result:
-        raise GenlabError(f"the {run.config.family} family has no likelihood to evaluate yet")
-    record = {
-        **result,
-        "protocol": {
-            "split": "test",
-            "data": run.config.data.name,
-            "n": n,
-            "k": args.k,
-            "seed": args.seed,
-            "weights": run.weights,
-        },
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    folder = Path(args.run) / "eval"
-    folder.mkdir(exist_ok=True)
-    write_json(folder / f"likelihood-{run.weights}-k{args.k}-n{n}-seed{args.seed}.json", record)
-    write_json(folder / "metrics.json", record)
+    r = evaluate_likelihood(run, k=args.k, n=args.n, seed=args.seed, batch_size=args.batch_size)
     print(
-        f"{'metric':<16}{'value':>12}\n{'iwae_nll':<16}{result['iwae_nll']:>12.3f}  "
-        f"+- {result['iwae_nll_sem']:.3f} nats (k={args.k}, n={n})\n"
-        f"{'bits_per_dim':<16}{result['bits_per_dim']:>12.4f}"
+        f"{'metric':<16}{'value':>12}\n{'iwae_nll':<16}{r['iwae_nll']:>12.3f}  "
+        f"+- {r['iwae_nll_sem']:.3f} nats (k={r['k']}, n={r['n']})\n"
+        f"{'bits_per_dim':<16}{r['bits_per_dim']:>12.4f}"
     )
     return 0
 

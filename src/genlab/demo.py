@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from genlab.data import DataConfig, load_data
+from genlab.evaluate import evaluate_likelihood
 from genlab.metrics.novelty import novelty
 from genlab.run import is_run, load
 from genlab.sample import save_images, to_uint8
@@ -50,19 +51,20 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
     )
 
     say("measuring test-set likelihood (IWAE, k=100) and checking samples for copies")
+    ev = evaluate_likelihood(run, k=100, batch_size=64, progress=False)
     data = DataConfig(name="digits")
-    train_x, test = load_data(data, "train").x, load_data(data, "test")
-    from genlab.data import TensorData
-
-    ev = run.model.evaluate(TensorData.from_images(test).batches(64), k=100)
-    nov = novelty(torch.from_numpy(to_uint8(x)).permute(0, 3, 1, 2), train_x, test.x)
+    nov = novelty(
+        torch.from_numpy(to_uint8(x)).permute(0, 3, 1, 2),
+        load_data(data, "train").x,
+        load_data(data, "test").x,
+    )
     print(f"""
 genlab demo finished in {time.perf_counter() - t0:.0f}s.
   samples (row = one draw of each digit 0-9): {grid}
   latent interpolations:                      {interp}
   training curves:                            {out / "metrics.jsonl"}
-  test NLL (IWAE, k=100, {ev["n"]} digits):       {ev["iwae_nll"]:.2f} +- {ev["iwae_nll_sem"]:.2f} nats \
-({ev["bits_per_dim"]:.3f} bits/dim, dynamically binarized)
+  test NLL (IWAE, k=100, {ev["n"]} digits):    {ev["iwae_nll"]:.2f} +- {ev["iwae_nll_sem"]:.2f} nats \
+({ev["bits_per_dim"]:.3f} bits/dim, binarized digits; record in {out / "eval"})
   copies of training digits:                  {round(nov["copy_share"] * 100)} of 100 samples \
 (closer to a training digit than 99% of unseen test digits are)
 next: genlab sample {out} -n 64 --out grid.png --temperature 0.7 --label 3

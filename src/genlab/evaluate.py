@@ -1,0 +1,65 @@
+"""Evaluate a run and record the result with its protocol under RUN/eval/.
+
+    run = genlab.load("runs/vae")
+    record = evaluate_likelihood(run, k=1000)   # also RUN/eval/metrics.json
+
+One record per protocol (weights, k, n, seed) is kept beside ``metrics.json``,
+which always holds the latest, so a new protocol never overwrites an old one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from genlab.data import TensorData, load_data
+from genlab.errors import GenlabError
+from genlab.run import Run
+from genlab.training.checkpoint import write_json
+
+
+def evaluate_likelihood(
+    run: Run,
+    *,
+    k: int = 1000,
+    n: int | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The family's likelihood on the first ``n`` test images, recorded under RUN/eval/."""
+    if k < 1:
+        raise GenlabError("--k must be at least 1")
+    test = TensorData.from_images(load_data(run.config.data, "test", progress=progress))
+    n = min(n or len(test), len(test))
+    test = TensorData(test.x[:n], test.y[:n] if test.y is not None else None)
+    with tqdm(
+        total=n,
+        desc=f"eval {run.config.family} (k={k})",
+        unit="img",
+        file=sys.stderr,
+        disable=not progress,
+        delay=1.0,
+    ) as bar:
+        result = run.model.evaluate(
+            test.batches(batch_size, run.model.device), k=k, seed=seed, progress=bar.update
+        )
+    if not result:
+        raise GenlabError(f"the {run.config.family} family has no likelihood to evaluate yet")
+    protocol = {
+        "split": "test",
+        "data": run.config.data.name,
+        "n": n,
+        "k": k,
+        "seed": seed,
+        "weights": run.weights,
+    }
+    record = {**result, "protocol": protocol, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    folder = run.path / "eval"
+    folder.mkdir(exist_ok=True)
+    write_json(folder / f"likelihood-{run.weights}-k{k}-n{n}-seed{seed}.json", record)
+    write_json(folder / "metrics.json", record)
+    return record

@@ -101,13 +101,36 @@ def test_same_seed_same_samples_and_temperature_zero_is_the_mean(cvae, tmp_path,
     assert torch.allclose(cold[0], cold[3])  # z = 0 for every sample
 
 
-def test_eval_writes_metrics_and_info_reports(cvae, capsys):
-    code, out, _ = run_cli(capsys, "eval", cvae, "--k", 8, "--n", 20)
-    assert code == 0 and "iwae_nll" in out
-
+def test_eval_scores_samples_beside_the_floor_and_records_the_protocol(cvae, capsys):
+    code, out, _ = run_cli(
+        capsys, "eval", cvae, "--n", 200, "--metrics", "samples,nll", "--k", 8, "--nll-n", 20
+    )
+    assert code == 0 and "fid" in out and "floor" in out and "iwae_nll" in out
     rec = json.loads((cvae / "eval" / "metrics.json").read_text())
-    assert rec["k"] == 8 and rec["n"] == 20 and rec["iwae_nll"] > 0
-    assert rec["protocol"]["split"] == "test"
+    for key in (
+        "fid",
+        "kid",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "is",
+        "class_consistency",
+        "copy_share",
+        "iwae_nll",
+    ):
+        assert isinstance(rec[key], float), key
+    assert set(rec["floor"]) >= {"fid", "precision", "recall", "class_consistency"}
+    p = rec["protocol"]
+    assert p["n_generated"] == p["n_floor"] == 200 and p["real_split"] == "test"
+    assert len(p["extractor"]["weights_sha256"]) == 64 and p["extractor"]["test_accuracy"] > 0.9
+    assert p["likelihood"]["k"] == 8 and rec["n"] == 20
+    # the floor is what real unseen-vs-seen data scores: better than a 20-step model
+    assert rec["floor"]["fid"] < rec["fid"] and rec["floor"]["class_consistency"] > 0.9
+    # one record per protocol: another n adds a file, the first stays
+    records = sorted((cvae / "eval").glob("samples-*.json"))
+    assert run_cli(capsys, "eval", cvae, "--n", 100)[0] == 0
+    assert set(records) < set((cvae / "eval").glob("samples-*.json"))
     code, out, _ = run_cli(capsys, "info", cvae)
     assert code == 0 and "vae" in out and "step 20 of 20" in out
 

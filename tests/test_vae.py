@@ -67,7 +67,9 @@ def test_kl_warmup_ramps_beta():
     late = vae.loss({"x": x, "step": 1000})
     assert early["kl"] == late["kl"]  # same noise, same KL ...
     assert early["loss"].item() == pytest.approx((early["rec"] + 0.01 * early["kl"]).item())
-    assert late["loss"].item() == pytest.approx((late["rec"] + late["kl"]).item())  # ... beta 0.01 vs 1
+    assert late["loss"].item() == pytest.approx(
+        (late["rec"] + late["kl"]).item()
+    )  # ... beta 0.01 vs 1
 
 
 def test_labels_condition_the_samples_and_are_checked():

@@ -58,6 +58,17 @@ def _labels(text: str) -> list[int]:
         ) from None
 
 
+def _add_controls(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--label",
+        type=_labels,
+        help="class label(s) for conditional models, e.g. "
+        "3 or 0,1,2 (default: cycle through the classes)",
+    )
+    for name, typ, hlp in CONTROLS:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, help=hlp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from genlab import __version__
 
@@ -139,29 +150,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="write -n latent interpolations of K steps each (latent families)",
     )
-    s.add_argument(
-        "--label",
-        type=_labels,
-        help="class label(s) for conditional models, e.g. 3 "
-        "or 0,1,2 (default: cycle through the classes)",
-    )
-    for name, typ, hlp in CONTROLS:
-        s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, help=hlp)
+    _add_controls(s)
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser(
         "eval",
         help="measure a run on its test split",
-        description="The family's likelihood on the test split (VAE: importance-"
-        "weighted NLL in nats and bits/dim). Writes RUN/eval/metrics.json.",
+        description="Score a run: generated samples against the test split with the domain "
+        "classifier's features, each figure beside the real-vs-real floor and with its "
+        "protocol; optionally the family's likelihood (VAE: IWAE NLL). Writes one record per "
+        "protocol under RUN/eval/ and the latest as RUN/eval/metrics.json.",
     )
     e.add_argument("run", help="run directory")
-    e.add_argument("--k", type=int, default=1000, help="importance samples (default: %(default)s)")
-    e.add_argument("--n", type=int, help="first N test images (default: all)")
-    e.add_argument("--batch-size", type=int, default=16, help="images per batch")
+    e.add_argument(
+        "--metrics",
+        default="samples",
+        help="samples (FID, KID, precision, recall, "
+        "density, coverage, IS, class consistency, copy share, each beside the "
+        "real-vs-real floor) and/or nll (the family's likelihood), comma-separated "
+        "(default: %(default)s)",
+    )
+    e.add_argument("--n", type=int, default=1000, help="generated samples (default: %(default)s)")
+    e.add_argument(
+        "--k", type=int, default=1000, help="nll: importance samples (default: %(default)s)"
+    )
+    e.add_argument("--nll-n", type=int, help="nll: the first N test images (default: all)")
     e.add_argument("--weights", default="auto", choices=["auto", "ema", "model", "best"])
     e.add_argument("--device", default="auto")
-    e.add_argument("--seed", type=int, default=0, help="seed of the test binarization and noise")
+    e.add_argument("--seed", type=int, default=0, help="seed of sampling, subsets and noise")
+    _add_controls(e)
     e.set_defaults(func=cmd_eval)
 
     i = sub.add_parser(
@@ -283,16 +300,47 @@ def cmd_sample(args, overrides: list[str]) -> int:
 
 
 def cmd_eval(args, overrides: list[str]) -> int:
-    from genlab.evaluate import evaluate_likelihood
+    from genlab.evaluate import evaluate
     from genlab.run import load
 
     run = load(args.run, weights=args.weights, device=_device(args.device))
-    r = evaluate_likelihood(run, k=args.k, n=args.n, seed=args.seed, batch_size=args.batch_size)
-    print(
-        f"{'metric':<16}{'value':>12}\n{'iwae_nll':<16}{r['iwae_nll']:>12.3f}  "
-        f"+- {r['iwae_nll_sem']:.3f} nats (k={r['k']}, n={r['n']})\n"
-        f"{'bits_per_dim':<16}{r['bits_per_dim']:>12.4f}"
+    controls = {name: getattr(args, name) for name, _, _ in CONTROLS}
+    controls["label"] = args.label
+    r = evaluate(
+        run,
+        metrics=[m for m in args.metrics.split(",") if m],
+        n=args.n,
+        k=args.k,
+        nll_n=args.nll_n,
+        seed=args.seed,
+        controls={k: v for k, v in controls.items() if v is not None},
     )
+    print(f"{'metric':<18}{'value':>10}{'floor':>10}")
+    floor = r.get("floor", {})
+    for key in (
+        "fid",
+        "kid",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "is",
+        "class_consistency",
+        "copy_share",
+        "iwae_nll",
+        "bits_per_dim",
+    ):
+        if key in r:
+            f = floor.get(key)
+            print(f"{key:<18}{r[key]:>10.4g}" + (f"{f:>10.4g}" if f is not None else ""))
+    if "fid_ci" in r:
+        lo, hi = r["fid_ci"]
+        print(
+            f"FID 95% interval [{lo:.4g}, {hi:.4g}]; floor: a train subset of the same n vs "
+            f"the test split; extractor: {r['protocol']['extractor']['name']} "
+            f"(test accuracy {r['protocol']['extractor']['test_accuracy']:.2%})"
+        )
+    print(f"recorded in {Path(args.run) / 'eval'}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Evaluate a run and record the result with its protocol under RUN/eval/.
 
     run = genlab.load("runs/vae")
-    record = evaluate_likelihood(run, k=1000)   # also RUN/eval/metrics.json
+    record = evaluate(run, metrics=("samples", "nll"), n=1000)   # also RUN/eval/metrics.json
 
 One record per protocol (weights, k, n, seed) is kept beside ``metrics.json``,
 which always holds the latest, so a new protocol never overwrites an old one.
@@ -21,6 +21,42 @@ from genlab.run import Run
 from genlab.training.checkpoint import write_json
 
 
+def evaluate(
+    run: Run,
+    *,
+    metrics=("samples",),
+    n: int = 1000,
+    k: int = 1000,
+    nll_n: int | None = None,
+    seed: int = 0,
+    controls: dict | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sample metrics (with floor and protocol) and/or the family's likelihood, recorded:
+    one file per protocol under RUN/eval/, and their union as RUN/eval/metrics.json."""
+    from genlab.metrics.protocol import evaluate_samples, protocol_key
+
+    unknown = sorted(set(metrics) - {"samples", "nll"})
+    if unknown or not metrics:
+        raise GenlabError(
+            f"--metrics takes samples and/or nll, not {','.join(unknown) or '(none)'}"
+        )
+    record: dict[str, Any] = {}
+    if "samples" in metrics:
+        rec = evaluate_samples(run, n=n, seed=seed, controls=controls, progress=progress)
+        folder = run.path / "eval"
+        folder.mkdir(exist_ok=True)
+        write_json(folder / f"{protocol_key(rec)}.json", rec)
+        record.update(rec)
+    if "nll" in metrics:
+        nll = evaluate_likelihood(run, k=k, n=nll_n, seed=seed, progress=progress, latest=False)
+        record.update({k_: v for k_, v in nll.items() if k_ not in ("protocol", "time")})
+        record.setdefault("protocol", {})["likelihood"] = nll["protocol"]
+        record["time"] = nll["time"]
+    write_json(run.path / "eval" / "metrics.json", record)
+    return record
+
+
 def evaluate_likelihood(
     run: Run,
     *,
@@ -29,6 +65,7 @@ def evaluate_likelihood(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = True,
+    latest: bool = True,
 ) -> dict[str, Any]:
     """The family's likelihood on the first ``n`` test images, recorded under RUN/eval/."""
     if k < 1:
@@ -61,5 +98,6 @@ def evaluate_likelihood(
     folder = run.path / "eval"
     folder.mkdir(exist_ok=True)
     write_json(folder / f"likelihood-{run.weights}-k{k}-n{n}-seed{seed}.json", record)
-    write_json(folder / "metrics.json", record)
+    if latest:
+        write_json(folder / "metrics.json", record)
     return record

@@ -161,7 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         "protocol; optionally the family's likelihood (VAE: IWAE NLL). Writes one record per "
         "protocol under RUN/eval/ and the latest as RUN/eval/metrics.json.",
     )
-    e.add_argument("run", help="run directory")
+    e.add_argument("run", nargs="?", help="run directory")
+    e.add_argument(
+        "--samples",
+        help="score samples made by any tool instead of a run: an .npz "
+        "with x (uint8 N,H,W,C) and optionally y (requested labels); needs --data "
+        "and --out",
+    )
+    e.add_argument("--data", help="with --samples: the real data set (name or path)")
+    e.add_argument("--out", help="with --samples: where to write the JSON record")
     e.add_argument(
         "--metrics",
         default="samples",
@@ -303,6 +311,10 @@ def cmd_eval(args, overrides: list[str]) -> int:
     from genlab.evaluate import evaluate
     from genlab.run import load
 
+    if args.samples:
+        return _eval_samples_file(args)
+    if not args.run:
+        raise GenlabError("give a run directory, or --samples F.npz --data D --out M.json")
     run = load(args.run, weights=args.weights, device=_device(args.device))
     controls = {name: getattr(args, name) for name, _, _ in CONTROLS}
     controls["label"] = args.label
@@ -315,6 +327,28 @@ def cmd_eval(args, overrides: list[str]) -> int:
         seed=args.seed,
         controls={k: v for k, v in controls.items() if v is not None},
     )
+    _print_table(r)
+    print(f"recorded in {Path(args.run) / 'eval'}")
+    return 0
+
+
+def _eval_samples_file(args) -> int:
+    from genlab.data import DataConfig
+    from genlab.metrics.protocol import load_samples, score_samples
+    from genlab.training.checkpoint import write_json
+
+    if not (args.data and args.out):
+        raise GenlabError("--samples needs --data (the real data set) and --out (a .json)")
+    x, y = load_samples(args.samples)
+    r = score_samples(x, y, DataConfig(name=args.data), seed=args.seed)
+    r["protocol"]["samples"] = str(args.samples)
+    write_json(Path(args.out), r)
+    _print_table(r)
+    print(f"recorded in {args.out}")
+    return 0
+
+
+def _print_table(r: dict) -> None:
     print(f"{'metric':<18}{'value':>10}{'floor':>10}")
     floor = r.get("floor", {})
     for key in (
@@ -340,8 +374,6 @@ def cmd_eval(args, overrides: list[str]) -> int:
             f"the test split; extractor: {r['protocol']['extractor']['name']} "
             f"(test accuracy {r['protocol']['extractor']['test_accuracy']:.2%})"
         )
-    print(f"recorded in {Path(args.run) / 'eval'}")
-    return 0
 
 
 def cmd_info(args, overrides: list[str]) -> int:

@@ -15,13 +15,14 @@ import hashlib
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genlab.data import load_data
+from genlab.data import DataConfig, load_data
 from genlab.errors import GenlabError
 from genlab.metrics import image as M
 from genlab.metrics.features import get_classifier
@@ -100,17 +101,42 @@ def evaluate_samples(
     n_boot: int = 50,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score ``n`` samples of ``run`` with the domain classifier, beside the floor."""
+    """Generate ``n`` samples of ``run`` and score them beside the floor."""
     if n < 10:
         raise GenlabError("--n must be at least 10 for sample metrics")
-    data = run.config.data
-    ex = get_classifier(data, progress=progress)
-    train, test = (
-        load_data(data, "train", progress=progress),
-        load_data(data, "test", progress=progress),
-    )
     fake, labels = generate(run, n, seed=seed, controls=controls, progress=progress)
-    # the floor: n real training images, scored exactly like the samples
+    rec = score_samples(fake, labels, run.config.data, seed=seed, n_boot=n_boot, progress=progress)
+    rec["protocol"].update(
+        controls=run.model.check_controls(dict(controls or {})), weights=run.weights
+    )
+    return rec
+
+
+def score_samples(
+    fake: torch.Tensor,
+    labels: list[int] | None,
+    data: DataConfig,
+    *,
+    seed: int = 0,
+    n_boot: int = 50,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score uint8 samples (N, C, H, W) of any origin against ``data``'s test split with the
+    domain classifier, beside the floor: a train subset of the same n, scored the same way."""
+    train = load_data(data, "train", progress=progress)
+    test = load_data(data, "test", progress=progress)
+    if tuple(fake.shape[1:]) != tuple(test.x.shape[1:]):
+        raise GenlabError(
+            f"the samples are {tuple(fake.shape[1:])} (C, H, W) but {data.name} "
+            f"images are {tuple(test.x.shape[1:])}; resize them to match"
+        )
+    n = len(fake)
+    if n > len(train.x):
+        raise GenlabError(
+            f"{n} samples but only {len(train.x)} training images for the "
+            f"floor at the same n; use --n {len(train.x)} or fewer"
+        )
+    ex = get_classifier(data, progress=progress)  # after the checks: training costs time
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(seed))[:n]
     floor_x = train.x[pick]
     f_test, f_fake, f_floor = (ex.features(x) for x in (test.x, fake, floor_x))
@@ -130,13 +156,13 @@ def evaluate_samples(
         "resize": None,
         "real_split": "test",
         "n_real": len(test.x),
-        "n_generated": len(fake),
+        "n_generated": n,
         "n_floor": len(floor_x),
         "floor": "a seeded subset of the train split, of the generated n, against the test split",
         "seed": seed,
-        "controls": run.model.check_controls(dict(controls or {})),
-        "labels": "cycling through the classes" if labels is not None else None,
-        "weights": run.weights,
+        "controls": None,
+        "labels": "as requested of each sample" if labels is not None else None,
+        "weights": None,
         "data": data.name,
         "precision_recall_k": 3,
         "density_coverage_k": 5,
@@ -147,6 +173,29 @@ def evaluate_samples(
     }
     rec["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return rec
+
+
+def load_samples(path: str | Path) -> tuple[torch.Tensor, list[int] | None]:
+    """Samples from another tool: an .npz with ``x`` uint8 (N, H, W, C) or (N, H, W), and
+    optionally ``y``, the label each sample was asked for. Returns (N, C, H, W) uint8."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenlabError(f"{path} does not exist; give an .npz with x (uint8 N,H,W,C)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x, y = z["x"], (z["y"] if "y" in z.files else None)
+    except KeyError:
+        raise GenlabError(f"{path} has no array 'x'; save samples as x (uint8 N,H,W,C)") from None
+    except (OSError, ValueError) as e:
+        raise GenlabError(f"{path} is not a readable .npz ({str(e)[:80]})") from None
+    if x.dtype != np.uint8 or x.ndim not in (3, 4):
+        raise GenlabError(
+            f"{path}: x must be uint8 (N, H, W, C) or (N, H, W), got {x.dtype} {x.shape}"
+        )
+    x = torch.from_numpy(x if x.ndim == 4 else x[..., None]).permute(0, 3, 1, 2).contiguous()
+    if y is not None and len(y) != len(x):
+        raise GenlabError(f"{path}: {len(y)} labels for {len(x)} samples")
+    return x, (y.astype(np.int64).tolist() if y is not None else None)
 
 
 def protocol_key(rec: dict) -> str:

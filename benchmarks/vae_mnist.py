@@ -47,7 +47,7 @@ from genlab.data import TensorData, load_data
 from genlab.errors import GenlabError
 from genlab.run import read_config
 from genlab.training.checkpoint import write_json
-from genlab.training.trainer import pick_device
+from genlab.training.distributed import pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = {"vae": 89.9, "pythae_vae": 89.78, "iwae": 86.8, "vampprior": 85.6}

@@ -122,7 +122,7 @@ def test_resume_depends_on_rng_and_data_position(reference, tmp_path, monkeypatc
     overrides = [a for a in base if "=" in a] + ["train.steps=60", "train.checkpoint_every=20"]
     genlab.train("vae", run, preset="tiny", overrides=overrides, progress=False, until=20)
     if sabotage == "rng":
-        monkeypatch.setattr(trainer_mod, "_set_rng_state", lambda state, device: None)
+        monkeypatch.setattr(trainer_mod, "set_rng_state", lambda state, device: None)
     else:
         monkeypatch.setattr(trainer_mod.Batcher, "load_state_dict", lambda self, state: None)
     genlab.train(None, run, resume=True, progress=False)

@@ -269,7 +269,7 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 def _device(name: str) -> str:
-    from genlab.training.trainer import pick_device
+    from genlab.training.distributed import pick_device
 
     return str(pick_device(name))
 
@@ -351,19 +351,9 @@ def _eval_samples_file(args) -> int:
 def _print_table(r: dict) -> None:
     print(f"{'metric':<18}{'value':>10}{'floor':>10}")
     floor = r.get("floor", {})
-    for key in (
-        "fid",
-        "kid",
-        "precision",
-        "recall",
-        "density",
-        "coverage",
-        "is",
-        "class_consistency",
-        "copy_share",
-        "iwae_nll",
-        "bits_per_dim",
-    ):
+    from genlab.metrics.protocol import SAMPLE_METRICS
+
+    for key in (*SAMPLE_METRICS, "iwae_nll", "bits_per_dim"):
         if key in r:
             f = floor.get(key)
             print(f"{key:<18}{r[key]:>10.4g}" + (f"{f:>10.4g}" if f is not None else ""))

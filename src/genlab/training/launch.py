@@ -19,7 +19,8 @@ from genlab.config import apply_overrides
 from genlab.data import TensorData, data_info, load_data
 from genlab.errors import ConfigError, RunError
 from genlab.run import RunConfig, build_model, is_run, read_config, write_config
-from genlab.training.trainer import Distributed, Trainer
+from genlab.training.distributed import Distributed
+from genlab.training.trainer import Trainer
 
 
 def check_out_dir(out: Path, resume: bool) -> None:

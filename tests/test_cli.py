@@ -116,6 +116,7 @@ def test_eval_scores_samples_beside_the_floor_and_records_the_protocol(cvae, cap
         "coverage",
         "is",
         "class_consistency",
+        "ms_ssim",
         "copy_share",
         "iwae_nll",
     ):

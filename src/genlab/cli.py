@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default="samples",
         help="samples (FID, KID, precision, recall, "
-        "density, coverage, IS, class consistency, copy share, each beside the "
+        "density, coverage, IS, class consistency, MS-SSIM among samples, copy share, each beside the "
         "real-vs-real floor) and/or nll (the family's likelihood), comma-separated "
         "(default: %(default)s)",
     )

@@ -27,6 +27,7 @@ from genlab.errors import GenlabError
 from genlab.metrics import image as M
 from genlab.metrics.features import get_classifier
 from genlab.metrics.novelty import novelty
+from genlab.metrics.ssim import ms_ssim_diversity
 from genlab.models.layers import labels_for
 from genlab.sample import to_uint8
 
@@ -39,6 +40,7 @@ SAMPLE_METRICS = (
     "coverage",
     "is",
     "class_consistency",
+    "ms_ssim",
     "copy_share",
 )
 
@@ -148,6 +150,8 @@ def score_samples(
     if labels is not None:
         rec["class_consistency"] = float((p_fake.argmax(1) == np.asarray(labels)).mean())
         floor["class_consistency"] = float((p_floor.argmax(1) == train.y[pick].numpy()).mean())
+    div, div_floor = ms_ssim_diversity(fake, seed=seed), ms_ssim_diversity(floor_x, seed=seed)
+    rec["ms_ssim"], floor["ms_ssim"] = div["ms_ssim"], div_floor["ms_ssim"]
     nov = novelty(fake, train.x, test.x)
     rec.update(copy_share=nov["copy_share"], nn_distance_ratio=nov["nn_distance_ratio"])
     rec["floor"] = floor
@@ -168,6 +172,7 @@ def score_samples(
         "density_coverage_k": 5,
         "kid_subsets": 100,
         "fid_bootstrap": n_boot,
+        "ms_ssim": {k: v for k, v in div.items() if k != "ms_ssim"},
         "copy_share": "pixel-space nearest training image closer than the 1st percentile "
         "of test-to-train distances",
     }

@@ -213,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("name")
     df.set_defaults(func=cmd_data_fetch)
 
+    c = sub.add_parser(
+        "compare",
+        help="one self-contained HTML report comparing runs",
+        description="Write one HTML page, readable offline: a leaderboard under one protocol "
+        "with the real-vs-real floor, sample grids, training curves, and each family's main "
+        "knob swept (VAE: temperature) with 95%% intervals. Sweep points are cached in each "
+        "run's eval/ folder, so a second compare is fast.",
+    )
+    c.add_argument("runs", nargs="+", help="run directories")
+    c.add_argument("--out", default="report.html", help="the page (default: %(default)s)")
+    c.add_argument(
+        "--n", type=int, default=500, help="samples per sweep point (default: %(default)s)"
+    )
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_compare)
+
     m = sub.add_parser(
         "demo",
         help="train a conditional VAE on the embedded digits, sample, "
@@ -364,6 +380,14 @@ def _print_table(r: dict) -> None:
             f"the test split; extractor: {r['protocol']['extractor']['name']} "
             f"(test accuracy {r['protocol']['extractor']['test_accuracy']:.2%})"
         )
+
+
+def cmd_compare(args, overrides: list[str]) -> int:
+    from genlab.report.html import build_report
+
+    path = build_report(args.runs, args.out, n=args.n, seed=args.seed)
+    print(f"genlab: wrote {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_info(args, overrides: list[str]) -> int:

@@ -26,6 +26,7 @@ square), `size` (bilinear, antialiased). Bad input raises DataError with one lin
 
 from __future__ import annotations
 
+import functools
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -120,15 +121,23 @@ def load_images(
 # ---- named sets ----------------------------------------------------------------------------
 
 
-def _digits(split: str) -> Loaded:
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as uint8 (1797, 8, 8) and labels; read once per process."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    x = np.rint(d.images * 255.0 / 16.0).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    x = np.rint(d.images * 255.0 / 16.0).astype(np.uint8)  # 0..16 -> 0..255
+    x.setflags(write=False)
+    return x, d.target
+
+
+def _digits(split: str) -> Loaded:
+    x, target = _digits_arrays()
     train, test = _split_indices(len(x), len(x) - _DIGITS_TRAIN)
     idx = train if split == "train" else test
     x = torch.from_numpy(x[idx]).unsqueeze(1).contiguous()  # (N, 1, 8, 8)
-    y = torch.from_numpy(d.target[idx].astype(np.int64))
+    y = torch.from_numpy(target[idx].astype(np.int64))
     return x, y, [str(i) for i in range(10)], "scikit-learn load_digits() (embedded)"
 
 

@@ -71,7 +71,8 @@ def _psd_eigvals(w: torch.Tensor) -> torch.Tensor:
 
 def _sqrt_psd(s: torch.Tensor) -> torch.Tensor:
     """Symmetric square root of a PSD matrix (D, D)."""
-    w, v = torch.linalg.eigh(s)  # (D,), (D, D)
+    # numpy's LAPACK eigh: about twice torch's speed on the CPU for these sizes
+    w, v = (torch.from_numpy(a) for a in np.linalg.eigh(s.numpy()))  # (D,), (D, D)
     return (v * _psd_eigvals(w).sqrt()) @ v.T
 
 
@@ -97,7 +98,8 @@ def fid_from_stats(mu1: Array, s1: Array, mu2: Array, s2: Array) -> float:
         )
     r1 = _sqrt_psd(s1)
     m = r1 @ s2 @ r1  # (D, D), symmetric PSD up to rounding
-    tr_covmean = _psd_eigvals(torch.linalg.eigvalsh((m + m.T) / 2)).sqrt().sum()
+    w = torch.from_numpy(np.linalg.eigvalsh(((m + m.T) / 2).numpy()))
+    tr_covmean = _psd_eigvals(w).sqrt().sum()
     diff = mu1 - mu2
     value = diff @ diff + s1.trace() + s2.trace() - 2 * tr_covmean
     return max(float(value), 0.0)  # a true distance; below 0 only by rounding

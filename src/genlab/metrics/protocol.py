@@ -206,7 +206,36 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, list[int] | None]:
 def protocol_key(rec: dict) -> str:
     """A file name that differs whenever the protocol does (extractor, n, seed, controls...)."""
     p = rec["protocol"]
-    fields = {k: p[k] for k in ("real_split", "n_generated", "seed", "controls", "weights")}
-    fields["extractor"] = p["extractor"].get("weights_sha256", p["extractor"].get("name"))
+    return _key(p["extractor"], p["n_generated"], p["seed"], p["controls"], p["weights"])
+
+
+def _key(extractor: dict, n: int, seed: int, controls: dict, weights: str) -> str:
+    fields = {
+        "real_split": "test",
+        "n_generated": n,
+        "seed": seed,
+        "controls": controls,
+        "weights": weights,
+        "extractor": extractor.get("weights_sha256", extractor["name"]),
+    }
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
-    return f"samples-{p['extractor']['name']}-n{p['n_generated']}-seed{p['seed']}-{digest}"
+    return f"samples-{extractor['name']}-n{n}-seed{seed}-{digest}"
+
+
+def cached_evaluate_samples(
+    run, *, n: int, seed: int = 0, controls: dict | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """``evaluate_samples``, read from RUN/eval/ when this exact protocol was measured
+    before (a second report is fast); a new record is written beside the others and
+    does not replace RUN/eval/metrics.json."""
+    from genlab.training.checkpoint import read_json, write_json
+
+    ex = get_classifier(run.config.data, progress=progress)
+    full = run.model.check_controls(dict(controls or {}))
+    path = run.path / "eval" / f"{_key(ex.protocol(), n, seed, full, run.weights)}.json"
+    if path.exists():
+        return read_json(path)
+    rec = evaluate_samples(run, n=n, seed=seed, controls=controls, progress=progress)
+    path.parent.mkdir(exist_ok=True)
+    write_json(path, rec)
+    return rec

@@ -86,6 +86,8 @@ class GenerativeModel(nn.Module):
     # (a seconds-long run the registry-wide tests train, resume and sample) at least
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     has_latent: ClassVar[bool] = False
+    # the main creativity knob and the settings the report sweeps (at least 4)
+    sweep: ClassVar[tuple[str, tuple] | None] = None
     # A family whose update has an order (GAN: D then G) sets this to True and
     # defines train_step(batch, stepper); the trainer then calls it instead of
     # back-propagating loss(batch)["loss"] itself.

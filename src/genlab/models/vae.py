@@ -55,6 +55,7 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     has_latent = True
+    sweep = ("temperature", (0.5, 0.75, 1.0, 1.25, 1.5))
     controls = {
         "temperature": Control(float, 1.0, "std of the prior draw z ~ N(0, T^2 I)", 0.0, 10.0),
         "label": Control(

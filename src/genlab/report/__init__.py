@@ -1,0 +1,1 @@
+"""The HTML report (`genlab compare`) and its inline SVG plots."""

@@ -1,0 +1,194 @@
+"""`genlab compare`: one self-contained HTML page comparing runs, readable offline.
+
+A leaderboard measured under one protocol (same n, seed, extractor) with the
+real-vs-real floor, a sample grid per run, training curves, and the quality-
+diversity trade-off of each family's main knob (VAE: prior temperature),
+every point with its 95% interval. Sweep points are eval records cached per
+protocol in each run's eval/ folder, so a second report is fast.
+
+    build_report(["runs/a", "runs/b"], "report.html", n=500)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from genlab import __version__
+from genlab.metrics.protocol import cached_evaluate_samples
+from genlab.report.plots import line_plot
+from genlab.run import load
+from genlab.sample import make_grid, to_uint8
+
+COLUMNS = (
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "is",
+    "class_consistency",
+    "ms_ssim",
+    "copy_share",
+)
+CSS = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.floor{color:#888}
+.grid{display:inline-block;margin:0 16px 16px 0;vertical-align:top}.small{font-size:12px;
+color:#555}svg{margin:0 12px 12px 0}"""
+
+
+def _png_data_uri(img) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _binomial(p: float, n: int) -> tuple[float, float]:
+    """95% normal interval of a share measured on n points."""
+    half = 1.96 * math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+def _curves(run_dir: Path) -> tuple[dict, dict]:
+    train, val = ([], []), ([], [])
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        rec = json.loads(line)
+        if "val_loss" in rec:
+            val[0].append(rec["step"])
+            val[1].append(rec["val_loss"])
+        elif "loss" in rec:
+            train[0].append(rec["step"])
+            train[1].append(rec["loss"])
+    return train, val
+
+
+def _sweep(run, n: int, seed: int, progress: bool) -> tuple[str, list, list[dict]]:
+    knob, values = run.model.sweep or (None, ())
+    records = [
+        cached_evaluate_samples(run, n=n, seed=seed, controls={knob: v}, progress=progress)
+        for v in values
+    ]
+    return knob, list(values), records
+
+
+def _cell(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else html.escape(str(v)))
+
+
+def build_report(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    n: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write the comparison page for ``run_dirs`` to ``out`` and return its path."""
+    runs = [load(d) for d in run_dirs]
+    names = [Path(d).name for d in run_dirs]
+    rows, grids, sweeps, protocol = [], [], [], None
+    train_curves, val_curves = {}, {}
+    for name, run in zip(names, runs):
+        knob, values, records = _sweep(run, n, seed, progress)
+        default = run.model.controls[knob].default if knob else None
+        main = records[values.index(default)] if default in values else records[0]
+        rows.append((name, run, main))
+        protocol = protocol or main["protocol"]
+        sweeps.append((name, knob, values, records))
+        x = run.sample(64, seed=seed)
+        grids.append((name, _png_data_uri(make_grid(to_uint8(x), 8))))
+        train_curves[name], val_curves[name] = _curves(run.path)
+
+    head = "".join(f"<th>{c}</th>" for c in COLUMNS)
+    body = []
+    for name, run, rec in sorted(rows, key=lambda r: r[2].get("fid", math.inf)):
+        lo, hi = rec.get("fid_ci", (None, None))
+        cells = "".join(f"<td>{_cell(rec.get(c))}</td>" for c in COLUMNS)
+        floor = "".join(f"<td>{_cell(rec['floor'].get(c))}</td>" for c in COLUMNS)
+        body.append(
+            f'<tr><td class="l">{html.escape(name)}<br><span class="small">'
+            f"{run.config.family}, FID 95% [{_cell(lo)}, {_cell(hi)}]</span></td>"
+            f'{cells}</tr><tr class="floor"><td class="l">floor (real train subset)'
+            f"</td>{floor}</tr>"
+        )
+
+    plots = []
+    for name, knob, values, records in sweeps:
+        if not knob:
+            continue
+        fid = [r["fid"] for r in records]
+        plots.append(
+            line_plot(
+                {"FID": (values, fid)},
+                title=f"{name}: FID vs {knob}",
+                xlabel=knob,
+                ylabel="FID (classifier features)",
+                errors={
+                    "FID": ([r["fid_ci"][0] for r in records], [r["fid_ci"][1] for r in records])
+                },
+            )
+        )
+        prec = [r["precision"] for r in records]
+        rec_ = [r["recall"] for r in records]
+        ng = [r["protocol"]["n_generated"] for r in records]
+        nr = [r["protocol"]["n_real"] for r in records]
+        plots.append(
+            line_plot(
+                {"precision (quality)": (values, prec), "recall (diversity)": (values, rec_)},
+                title=f"{name}: quality and diversity vs {knob}",
+                xlabel=knob,
+                ylabel="share",
+                errors={
+                    "precision (quality)": tuple(zip(*map(_binomial, prec, ng))),
+                    "recall (diversity)": tuple(zip(*map(_binomial, rec_, nr))),
+                },
+            )
+        )
+    curves = [
+        line_plot(train_curves, title="training loss", xlabel="step", ylabel="loss"),
+        line_plot(val_curves, title="validation loss", xlabel="step", ylabel="loss"),
+    ]
+
+    ex = protocol["extractor"] if protocol else {}
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>genlab report</title>
+<style>{CSS}</style></head><body>
+<h1>genlab report</h1>
+<p class="small">{len(runs)} run(s); written {time.strftime("%Y-%m-%d %H:%M")} by genlab {
+        __version__
+    }.
+Protocol: {protocol and protocol["n_generated"]} generated samples per point (seed {seed}) against
+the {protocol and protocol["real_split"]} split ({protocol and protocol["n_real"]} images) of
+{html.escape(str(protocol and protocol["data"]))}; features from the {
+        html.escape(str(ex.get("name")))
+    }
+(test accuracy {ex.get("test_accuracy", 0):.2%}, weights sha256 {
+        str(ex.get("weights_sha256"))[:16]
+    }…).
+Each floor row scores a seeded subset of the real training images of the same n the same way:
+a model cannot be expected to beat it. Intervals: FID by bootstrap; precision and recall binomial.</p>
+<h2>Leaderboard</h2><table><tr><th class="l">run</th>{head}</tr>{"".join(body)}</table>
+<h2>Samples</h2>{
+        "".join(
+            f'<div class="grid"><img src="{uri}" alt="{html.escape(n_)}"><br>'
+            f"{html.escape(n_)}</div>"
+            for n_, uri in grids
+        )
+    }
+<h2>Quality and diversity</h2>{"".join(plots)}
+<h2>Training</h2>{"".join(curves)}
+</body></html>
+"""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out

@@ -1,0 +1,119 @@
+"""Plots as inline SVG: no plotting library, nothing to fetch, readable offline.
+
+svg = line_plot({"run a": ([1, 2, 3], [3.0, 2.0, 1.5])}, title="loss", xlabel="step")
+svg = line_plot({"fid": (xs, ys)}, errors={"fid": (lows, highs)}, xlabel="temperature")
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    step = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * step:
+            step *= m
+            break
+    start = math.ceil(lo / step) * step
+    return [start + i * step for i in range(int((hi - start) / step) + 1)]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def line_plot(
+    series: dict[str, tuple[list[float], list[float]]],
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    errors: dict | None = None,
+    width: int = 460,
+    height: int = 260,
+    log_y: bool = False,
+) -> str:
+    """An SVG line chart: one polyline (with point markers) per series; ``errors`` maps a
+    series name to (lows, highs) drawn as vertical bars (confidence intervals)."""
+    errors = errors or {}
+    pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if _finite(y, log_y)]
+    pts += [
+        (x, v)
+        for name, (lo, hi) in errors.items()
+        for x, a, b in zip(series[name][0], lo, hi)
+        for v in (a, b)
+        if _finite(v, log_y)
+    ]
+    if not pts:
+        return f'<p class="empty">{html.escape(title)}: no data yet</p>'
+    fy = (lambda v: math.log10(v)) if log_y else (lambda v: v)  # noqa: E731
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(fy(p[1]) for p in pts), max(fy(p[1]) for p in pts)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = (y1 - y0) * 0.05
+    y0, y1 = y0 - pad, y1 + pad
+    left, right, top, bottom = 56, 12, 28, 40
+    pw, ph = width - left - right, height - top - bottom
+    sx = lambda x: left + (x - x0) / (x1 - x0) * pw  # noqa: E731
+    sy = lambda y: top + (1 - (fy(y) - y0) / (y1 - y0)) * ph  # noqa: E731
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<text x="{width / 2}" y="16" text-anchor="middle" font-weight="bold">'
+        f"{html.escape(title)}</text>",
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+    ]
+    for t in _ticks(x0, x1):
+        out.append(
+            f'<text x="{sx(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt(t)}</text>'
+        )
+    for t in _ticks(y0, y1, 4):
+        y = top + (1 - (t - y0) / (y1 - y0)) * ph
+        label = _fmt(10**t) if log_y else _fmt(t)
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
+        )
+    out.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">'
+        f"{html.escape(xlabel)}</text>"
+    )
+    out.append(
+        f'<text x="12" y="{top + ph / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + ph / 2})">{html.escape(ylabel)}</text>'
+    )
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        c = COLOURS[i % len(COLOURS)]
+        xy = [(sx(x), sy(y)) for x, y in zip(xs, ys) if _finite(y, log_y)]
+        if len(xy) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+        if len(xy) <= 40:
+            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{c}"/>' for x, y in xy]
+        if name in errors:
+            for x, lo, hi in zip(xs, *errors[name]):
+                if _finite(lo, log_y) and _finite(hi, log_y):
+                    out.append(
+                        f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(lo):.1f}" '
+                        f'y2="{sy(hi):.1f}" stroke="{c}" stroke-width="1"/>'
+                    )
+        out.append(
+            f'<text x="{left + 6}" y="{top + 14 + 13 * i}" fill="{c}">{html.escape(name)}</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _finite(v, log_y: bool) -> bool:
+    return v is not None and math.isfinite(v) and (v > 0 or not log_y)

@@ -22,23 +22,12 @@ from pathlib import Path
 from PIL import Image
 
 from genlab import __version__
-from genlab.metrics.protocol import cached_evaluate_samples
+from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
 from genlab.report.plots import line_plot
 from genlab.run import load
 from genlab.sample import make_grid, to_uint8
 
-COLUMNS = (
-    "fid",
-    "kid",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "is",
-    "class_consistency",
-    "ms_ssim",
-    "copy_share",
-)
+COLUMNS = SAMPLE_METRICS  # the leaderboard shows every sample metric, in one order
 CSS = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
 text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.floor{color:#888}

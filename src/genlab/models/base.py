@@ -92,6 +92,10 @@ class GenerativeModel(nn.Module):
     # defines train_step(batch, stepper); the trainer then calls it instead of
     # back-propagating loss(batch)["loss"] itself.
     owns_step: ClassVar[bool] = False
+    # Whether the lowest validation loss picks best.safetensors (a GAN's does not).
+    selects_best: ClassVar[bool] = True
+    # what the progress bar shows of each logged record
+    progress_keys: ClassVar[tuple[str, ...]] = ("loss",)
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__()
@@ -122,6 +126,12 @@ class GenerativeModel(nn.Module):
             {"params": no_decay, "weight_decay": 0.0},
         ]
         return {"main": torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas))}
+
+    def alarm(self, record: dict[str, float]) -> str | None:
+        """A warning about training going wrong, judged from one logged record (averages
+        over the last train.log_every steps); None when all is well. The trainer prints
+        it when it starts and writes it into metrics.jsonl as "alarm"."""
+        return None
 
     def evaluate(self, batches: Any, **options: Any) -> dict[str, Any]:
         """The family's own likelihood figures on held-out data ({} if it has none)."""

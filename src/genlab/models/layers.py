@@ -78,3 +78,10 @@ def labels_for(n: int, label: int | list[int] | None, num_classes: int) -> list[
         return [i % num_classes for i in range(n)]
     labels = list(label) if isinstance(label, (list, tuple)) else [label]
     return [labels[i % len(labels)] for i in range(n)]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` (keeps prior norms)."""
+    cos = F.cosine_similarity(a, b, dim=1).clamp(-1 + 1e-6, 1 - 1e-6).unsqueeze(1)
+    omega = torch.acos(cos)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)

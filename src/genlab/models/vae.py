@@ -22,7 +22,14 @@ from torch import nn
 
 from genlab.errors import ConfigError
 from genlab.models.base import Control, DataInfo, GenerativeModel
-from genlab.models.layers import Downsample, ResBlock, Upsample, labels_for, resolution_levels
+from genlab.models.layers import (
+    Downsample,
+    ResBlock,
+    Upsample,
+    labels_for,
+    resolution_levels,
+    slerp,
+)
 from genlab.registry import register
 
 Likelihood = Literal["auto", "bernoulli", "gaussian", "logistic"]
@@ -331,13 +338,6 @@ class VAE(GenerativeModel):
             "binarized": self.likelihood == "bernoulli",
             "unit": "nats per image",
         }
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between rows of ``a`` and ``b`` (keeps prior norms)."""
-    cos = F.cosine_similarity(a, b, dim=1).clamp(-1 + 1e-6, 1 - 1e-6).unsqueeze(1)
-    omega = torch.acos(cos)
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
 def discretized_log_prob(

@@ -120,6 +120,17 @@ def build_report(
     for name, knob, values, records in sweeps:
         if not knob:
             continue
+        # a setting of None (e.g. no truncation) has no place on the axis: said in the title
+        off = next((r for v, r in zip(values, records) if v is None), None)
+        values, records = map(
+            list, zip(*[(v, r) for v, r in zip(values, records) if v is not None])
+        )
+        also = (
+            f'<p class="small">{html.escape(name)} with {knob} off (its default): FID '
+            f"{off['fid']:.3g}, precision {off['precision']:.2f}, recall {off['recall']:.2f}.</p>"
+            if off
+            else ""
+        )
         fid = [r["fid"] for r in records]
         plots.append(
             line_plot(
@@ -148,6 +159,7 @@ def build_report(
                 },
             )
         )
+        plots.append(also)
     curves = [
         line_plot(train_curves, title="training loss", xlabel="step", ylabel="loss"),
         line_plot(val_curves, title="validation loss", xlabel="step", ylabel="loss"),

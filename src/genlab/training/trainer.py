@@ -62,6 +62,10 @@ class TrainConfig:
     sample_every: int = 1000  # steps between sample grids (0: only at the end)
     checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
     grid_size: int = 64  # samples in each grid
+    # a NaN/inf loss: "stop" (name the step and the last good checkpoint), or "rollback"
+    # to the last checkpoint with the learning rate halved, at most max_rollbacks times
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: int = 3
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "log_every", "grid_size"):
@@ -162,9 +166,13 @@ class Trainer:
         self.val_data = val_data
         self.batcher = Batcher(len(train_data), tc.batch_size, tc.seed)
         self.optimizers = model.optimizers(tc)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group.setdefault("base_lr", group["lr"])
+        # each group's LR from this config: a resume may change train.lr, and a rollback
+        # scales it (lr_scale, kept in the checkpoint)
+        self._config_lrs = {
+            n: [g["lr"] for g in o.param_groups] for n, o in self.optimizers.items()
+        }
+        self.lr_scale, self.rollbacks = 1.0, 0
+        self._set_base_lrs()
         self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.ckpt = CheckpointDir(self.run_dir)
         self.step, self.elapsed, self.examples = 0, 0.0, 0
@@ -177,6 +185,11 @@ class Trainer:
         self.net = self._wrap(model)
 
     # -- set-up -------------------------------------------------------------
+    def _set_base_lrs(self) -> None:
+        for name, opt in self.optimizers.items():
+            for group, lr in zip(opt.param_groups, self._config_lrs[name]):
+                group["base_lr"] = lr * self.lr_scale
+
     def _wrap(self, model):
         net = model
         if self.env.world > 1:
@@ -227,6 +240,7 @@ class Trainer:
         window, t_window = 0, time.perf_counter()
         t_start, elapsed0 = time.perf_counter(), self.elapsed
         stopped_by_time = False
+        last_alarm = None
         try:
             while self.step < end:
                 self.elapsed = elapsed0 + time.perf_counter() - t_start
@@ -255,13 +269,31 @@ class Trainer:
                         examples_per_s=window * tc.batch_size / (now - t_window),
                         elapsed_s=round(self.elapsed, 3),
                     )
-                    bar.set_postfix_str(f"loss {rec['loss']:.4g}", refresh=False)
+                    alarm = self.model.alarm(rec)
+                    if alarm:
+                        rec["alarm"] = alarm
+                        if last_alarm is None:  # say it when it starts, not every log line
+                            tqdm.write(f"genlab: warning at step {self.step}: {alarm}", sys.stderr)
+                    last_alarm = alarm
+                    bar.set_postfix_str(
+                        " ".join(f"{k} {rec[k]:.4g}" for k in self.model.progress_keys if k in rec),
+                        refresh=False,
+                    )
                     self._log(log, rec)
                     sums, window, t_window = {}, 0, now
                     if not math.isfinite(rec["loss"]):
+                        if self._can_roll_back():
+                            self._roll_back(rec["loss"], bar)
+                            if log is not None:  # the curve was rewritten: reopen it
+                                log.close()
+                                log = open(self.run_dir / "metrics.jsonl", "a")
+                            sums, window, t_window = {}, 0, time.perf_counter()
+                            t_start, elapsed0 = time.perf_counter(), self.elapsed
+                            continue
                         raise RunError(
                             f"the loss became {rec['loss']} at step {self.step}; "
-                            "lower train.lr or raise train.warmup_steps "
+                            "lower train.lr or raise train.warmup_steps, or set "
+                            "train.on_divergence=rollback "
                             f"(last good checkpoint: {self.ckpt.latest()})"
                         )
                 if self.step < end:
@@ -274,6 +306,34 @@ class Trainer:
             if log:
                 log.close()
         return self._summary(stopped_by_time)
+
+    def _can_roll_back(self) -> bool:
+        return (
+            self.tc.on_divergence == "rollback"
+            and self.rollbacks < self.tc.max_rollbacks
+            and self.ckpt.latest() is not None
+        )
+
+    def _roll_back(self, loss: float, bar) -> None:
+        """Back to the last checkpoint (weights, EMA, optimizers, RNG, data position, step),
+        with the learning rate halved; the curve past that step is dropped."""
+        bad_step = self.step
+        self.rollbacks += 1
+        scale = self.lr_scale * 0.5  # _restore reads the checkpoint's own scale
+        self._restore()
+        self.lr_scale = scale
+        self._set_base_lrs()
+        bar.n = self.step
+        bar.refresh()
+        msg = (
+            f"the loss became {loss} at step {bad_step}; rolled back to step {self.step} "
+            f"({self.ckpt.latest().name}) with the learning rate x{self.lr_scale:g} "
+            f"(rollback {self.rollbacks} of {self.tc.max_rollbacks})"
+        )
+        tqdm.write(f"genlab: warning: {msg}", sys.stderr)
+        if self.env.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as log:
+                log.write(json.dumps({"step": self.step, "rollback": msg}) + "\n")
 
     def _summary(self, stopped_by_time: bool) -> dict[str, Any]:
         return {
@@ -379,7 +439,7 @@ class Trainer:
                 "val_examples": n,
             }
             self._log(log, rec)
-            if rec["val_loss"] < self.best_val:
+            if self.model.selects_best and rec["val_loss"] < self.best_val:
                 self.best_val = rec["val_loss"]
                 save_tensors(self.run_dir / "best.safetensors", self._export_weights())
         self.env.barrier()
@@ -424,6 +484,7 @@ class Trainer:
                 "examples": self.examples,
                 "best_val_loss": self.best_val,
                 "world_size": self.env.world,
+                "lr_scale": self.lr_scale,
                 "optimizers": {},
             }
             if self.ema is not None:
@@ -459,9 +520,8 @@ class Trainer:
                 f"checkpoint {folder} does not fit this model/config "
                 f"({str(e).splitlines()[0][:100]})"
             ) from None
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group.setdefault("base_lr", group["lr"])
+        self.lr_scale = float(meta.get("lr_scale", 1.0))
+        self._set_base_lrs()
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
         self.examples, self.best_val = int(meta["examples"]), float(meta["best_val_loss"])
         self.batcher.load_state_dict(meta["data"])

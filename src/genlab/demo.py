@@ -74,8 +74,8 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         records[family] = evaluate(
             load(run_dir, device="cpu"), metrics=metrics, n=N_EVAL, k=100, seed=0
         )
-        lines.append(f"  {family} samples (column = digit 0-9):    {grid}")
-        lines.append(f"  {family} latent interpolations:          {interp}")
+        lines.append(f"  {family + ' samples (column = digit 0-9):':<40}{grid}")
+        lines.append(f"  {family + ' latent interpolations:':<40}{interp}")
     say("sweeping each family's knob for the report (VAE temperature, GAN truncation)")
     report = build_report([out / f for f, _, _ in FAMILIES], out / "report.html", n=N_EVAL)
 
@@ -95,7 +95,7 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
     print(
         f"\ngenlab demo finished in {time.perf_counter() - t0:.0f}s.\n"
         + "\n".join(lines)
-        + f"\n  the report (open it in a browser):      {report}\n"
+        + f"\n  {'the report (open it in a browser):':<40}{report}\n"
         + f"\n  {N_EVAL} samples each vs the {vae['protocol']['n_real']} test digits, domain-"
         "classifier features (class ok: the digit asked for was drawn; copies: closer to a "
         "training digit than 99% of unseen test digits are):\n"

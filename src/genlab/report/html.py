@@ -99,8 +99,11 @@ def build_report(
         rows.append((name, run, main))
         protocol = protocol or main["protocol"]
         sweeps.append((name, knob, values, records))
-        x = run.sample(64, seed=seed)
-        grids.append((name, _png_data_uri(make_grid(to_uint8(x), 8))))
+        # conditional models draw the classes in turn: one column per class
+        k = run.info.num_classes
+        cols = k if getattr(run.config.model, "conditional", False) and 2 <= k <= 16 else 8
+        x = run.sample(cols * 8, seed=seed)
+        grids.append((name, _png_data_uri(make_grid(to_uint8(x), cols))))
         train_curves[name], val_curves[name] = _curves(run.path)
 
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)

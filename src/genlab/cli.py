@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="measure a run on its test split",
         description="Score a run: generated samples against the test split with the domain "
-        "classifier's features, each figure beside the real-vs-real floor and with its "
+        "classifier's features (or the FID Inception network: --extractor inception), each "
+        "figure beside the real-vs-real floor and with its "
         "protocol; optionally the family's likelihood (VAE: IWAE NLL). Writes one record per "
         "protocol under RUN/eval/ and the latest as RUN/eval/metrics.json.",
     )

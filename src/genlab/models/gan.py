@@ -78,14 +78,14 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
 
 
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
-    """Zero one square of ratio * size per image, at a random place."""
+    """Zero one square of ratio * size per image (clipped at the border), at a random place."""
     n, _, h, w = x.shape
     ch, cw = max(1, round(h * ratio)), max(1, round(w * ratio))
-    cy = torch.randint(0, h + 1 - ch % 2, (n, 1, 1), device=x.device)
-    cx = torch.randint(0, w + 1 - cw % 2, (n, 1, 1), device=x.device)
+    cy = torch.randint(0, h + 1 - ch % 2, (n, 1, 1), device=x.device) - ch // 2  # top row
+    cx = torch.randint(0, w + 1 - cw % 2, (n, 1, 1), device=x.device) - cw // 2  # left column
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = ((ys - cy).abs() <= ch // 2 - 1 + ch % 2) & ((xs - cx).abs() <= cw // 2 - 1 + cw % 2)
+    inside = (ys >= cy) & (ys < cy + ch) & (xs >= cx) & (xs < cx + cw)
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 

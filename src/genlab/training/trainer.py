@@ -420,7 +420,11 @@ class Trainer:
             n = 0
             # fixed noise, and the training RNG stream left exactly as it was
             devices = [self.device] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices), self._sampling_weights():
+            with (
+                torch.random.fork_rng(devices=devices),
+                self._sampling_weights(),
+                torch.no_grad(),
+            ):
                 torch.manual_seed(self.tc.seed + 12345)
                 for batch in self.val_data.batches(
                     self.tc.batch_size, self.device, self.tc.eval_batches

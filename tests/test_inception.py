@@ -15,6 +15,7 @@ from torch import nn
 
 from genlab.cli import main
 from genlab.data import DataConfig, load_data
+from genlab.fsutil import sha256_file
 from genlab.metrics import inception as I
 
 
@@ -90,7 +91,7 @@ def test_eval_with_a_given_torchscript_records_it_and_caches_real_features(
     rec = json.loads(out.read_text())
     ex = rec["protocol"]["extractor"]
     assert ex["name"] == "inception" and ex["standard"] is False
-    assert ex["weights_sha256"] == I._sha256(stand_in)
+    assert ex["weights_sha256"] == sha256_file(stand_in)
     assert "299x299" in ex["resize"] and ex["input_range"] == "p/128 - 1"
     # the score and class consistency still come from the domain classifier
     assert rec["protocol"]["class_probabilities"]["name"] == "classifier"

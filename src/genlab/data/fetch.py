@@ -38,7 +38,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from genlab.errors import DataError
-from genlab.fsutil import fsync_dir
+from genlab.fsutil import fsync_dir, sha256_file
 
 TIMEOUT_S = 30
 _CHUNK = 1 << 16
@@ -287,18 +287,10 @@ def list_sets() -> list[dict]:
     return rows
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _good(path: Path, f: RemoteFile) -> bool:
     """True when `path` is a file with `f`'s size and sha256; False when absent or wrong."""
     try:
-        return path.stat().st_size == f.size and _sha256(path) == f.sha256
+        return path.stat().st_size == f.size and sha256_file(path) == f.sha256
     except OSError:
         return False
 

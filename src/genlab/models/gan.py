@@ -26,7 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.errors import ConfigError
 from genlab.models.base import Control, DataInfo, GenerativeModel
-from genlab.models.layers import group_norm, labels_for, resolution_levels, slerp
+from genlab.models.layers import group_norm, label_tensor, resolution_levels, slerp
 from genlab.registry import register
 
 Loss = Literal["ns", "hinge", "wgan-gp"]
@@ -416,20 +416,8 @@ class GAN(GenerativeModel):
 
     # -- sampling ----------------------------------------------------------------------
     def _labels(self, n: int, label) -> torch.Tensor | None:
-        if not self.config.conditional:
-            if label is not None:
-                raise ConfigError(
-                    "this GAN is not conditional; train with model.conditional=true "
-                    "to choose labels"
-                )
-            return None
-        labels = labels_for(n, label, self.info.num_classes)
-        if max(labels) >= self.info.num_classes:
-            raise ConfigError(
-                f"label {max(labels)} is out of range: this model has "
-                f"{self.info.num_classes} classes (0..{self.info.num_classes - 1})"
-            )
-        return torch.tensor(labels, device=self.device)
+        k = self.info.num_classes
+        return label_tensor(n, label, k, self.config.conditional, self.family, self.device)
 
     @torch.no_grad()
     def sample(

@@ -70,6 +70,29 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+def label_tensor(
+    n: int, label, num_classes: int, conditional: bool, family: str, device
+) -> torch.Tensor | None:
+    """The labels of ``n`` samples as a tensor for a conditional model (None otherwise);
+    a label given to an unconditional model, or out of range, is a ConfigError."""
+    from genlab.errors import ConfigError
+
+    if not conditional:
+        if label is not None:
+            raise ConfigError(
+                f"this {family.upper()} is not conditional; train with "
+                "model.conditional=true to choose labels"
+            )
+        return None
+    labels = labels_for(n, label, num_classes)
+    if max(labels) >= num_classes:
+        raise ConfigError(
+            f"label {max(labels)} is out of range: this model has "
+            f"{num_classes} classes (0..{num_classes - 1})"
+        )
+    return torch.tensor(labels, device=device)
+
+
 def labels_for(n: int, label: int | list[int] | None, num_classes: int) -> list[int] | None:
     """The class label of each of ``n`` samples: given, repeated, or cycling 0..K-1."""
     if num_classes == 0:

@@ -26,7 +26,7 @@ from genlab.models.layers import (
     Downsample,
     ResBlock,
     Upsample,
-    labels_for,
+    label_tensor,
     resolution_levels,
     slerp,
 )
@@ -258,21 +258,9 @@ class VAE(GenerativeModel):
         y = labels.repeat_interleave(steps) if labels is not None else None
         return self.mean_image(self.decode(z, y))
 
-    def _labels(self, n: int, label: int | list[int] | None) -> torch.Tensor | None:
-        if self.label_emb is None:
-            if label is not None:
-                raise ConfigError(
-                    "this VAE is not conditional; train with model.conditional=true "
-                    "to choose labels"
-                )
-            return None
-        labels = labels_for(n, label, self.info.num_classes)
-        if max(labels) >= self.info.num_classes:
-            raise ConfigError(
-                f"label {max(labels)} is out of range: this model has "
-                f"{self.info.num_classes} classes (0..{self.info.num_classes - 1})"
-            )
-        return torch.tensor(labels, device=self.device)
+    def _labels(self, n: int, label) -> torch.Tensor | None:
+        k = self.info.num_classes
+        return label_tensor(n, label, k, self.label_emb is not None, self.family, self.device)
 
     # -- likelihood -------------------------------------------------------
     @torch.no_grad()

@@ -108,8 +108,10 @@ def evaluate_samples(
     extractor: str = "classifier",
     inception: str | None = None,
     progress: bool = True,
+    splits: tuple | None = None,
 ) -> dict[str, Any]:
-    """Generate ``n`` samples of ``run`` and score them beside the floor."""
+    """Generate ``n`` samples of ``run`` and score them beside the floor (``splits``: see
+    ``score_samples``)."""
     if n < 10:
         raise GenlabError("--n must be at least 10 for sample metrics")
     fake, labels = generate(run, n, seed=seed, controls=controls, progress=progress)
@@ -122,6 +124,7 @@ def evaluate_samples(
         extractor=extractor,
         inception=inception,
         progress=progress,
+        splits=splits,
     )
     rec["protocol"].update(
         controls=run.model.check_controls(dict(controls or {})), weights=run.weights
@@ -156,16 +159,25 @@ def _digest(*parts) -> str:
     return h.hexdigest()
 
 
-def cached_features(ex, x: torch.Tensor, *, kind: str = "features", bar=None) -> np.ndarray:
+def _feature_path(ex, x: torch.Tensor, kind: str = "features") -> Path:
+    """Where ``cached_features`` keeps ex's ``kind`` of images ``x`` (named by content)."""
+    from genlab.data.fetch import cache_dir
+
+    key = _digest(ex.weights_sha256, kind, x)
+    return cache_dir() / "features" / f"{ex.name}-{kind}-{key[:40]}.npy"
+
+
+def cached_features(
+    ex, x: torch.Tensor, *, kind: str = "features", bar=None, path: Path | None = None
+) -> np.ndarray:
     """``ex.features(x)`` (or ``ex.probs`` with kind="probs"), cached on disk by content:
     the extractor's weights' sha256 and the images' bytes name the file, so real splits
     (and the floor's train subset) are featurised once per extractor, and a cache entry
-    can never be stale. Under ``$GENLAB_CACHE/features/``."""
-    from genlab.data.fetch import cache_dir
+    can never be stale. Under ``$GENLAB_CACHE/features/``; ``path``: that file's name
+    when the caller has already computed it with ``_feature_path``."""
     from genlab.fsutil import write_bytes_atomic
 
-    key = _digest(ex.weights_sha256, kind, x)
-    path = cache_dir() / "features" / f"{ex.name}-{kind}-{key[:40]}.npy"
+    path = path or _feature_path(ex, x, kind)
     if path.exists():
         try:
             out = np.load(path, allow_pickle=False)
@@ -183,13 +195,6 @@ def cached_features(ex, x: torch.Tensor, *, kind: str = "features", bar=None) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, buf.getvalue())
     return out
-
-
-def _is_cached(ex, x: torch.Tensor) -> bool:
-    from genlab.data.fetch import cache_dir
-
-    key = _digest(ex.weights_sha256, "features", x)
-    return (cache_dir() / "features" / f"{ex.name}-features-{key[:40]}.npy").exists()
 
 
 def _labelled(*splits) -> bool:
@@ -230,6 +235,7 @@ def score_samples(
     extractor: str = "classifier",
     inception: str | None = None,
     progress: bool = True,
+    splits: tuple | None = None,
 ) -> dict[str, Any]:
     """Score uint8 samples (N, C, H, W) of any origin against ``data``'s test split, beside
     the floor: a train subset of the same n, scored the same way.
@@ -237,12 +243,14 @@ def score_samples(
     ``extractor`` gives the features of FID, KID, precision/recall, density/coverage: the
     domain classifier (default) or the FID Inception network. The score and the class
     consistency always use the domain classifier's probabilities (when the data has labels).
-    Features of real images are cached by content, and so is the floor's record."""
+    Features of real images are cached by content, and so is the floor's record.
+    ``splits``: the (train, test) ImageSets of ``data`` when the caller has them loaded."""
     from genlab.data.fetch import cache_dir
     from genlab.training.checkpoint import read_json, write_json
 
-    train = load_data(data, "train", progress=progress)
-    test = load_data(data, "test", progress=progress)
+    if splits is None:
+        splits = load_data(data, "train", progress), load_data(data, "test", progress)
+    train, test = splits
     if tuple(fake.shape[1:]) != tuple(test.x.shape[1:]):
         raise GenlabError(
             f"the samples are {tuple(fake.shape[1:])} (C, H, W) but {data.name} "
@@ -265,7 +273,8 @@ def score_samples(
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(seed))[:n]
     floor_x, floor_y = train.x[pick], (train.y[pick].tolist() if labels is not None else None)
 
-    todo = [x for x in (test.x, floor_x) if not _is_cached(ex, x)] + [fake]
+    p_test, p_floor = _feature_path(ex, test.x), _feature_path(ex, floor_x)  # hashed once
+    todo = [x for x, p in ((test.x, p_test), (floor_x, p_floor)) if not p.exists()] + [fake]
     with tqdm(
         total=sum(len(x) for x in todo),
         desc=f"{ex.name} features",
@@ -274,7 +283,8 @@ def score_samples(
         disable=not progress,
         delay=1.0,
     ) as bar:
-        f_test, f_floor = (cached_features(ex, x, bar=bar) for x in (test.x, floor_x))
+        f_test = cached_features(ex, test.x, bar=bar, path=p_test)
+        f_floor = cached_features(ex, floor_x, bar=bar, path=p_floor)
         f_fake = ex.features(fake, bar=bar)
 
     rec, div = _sample_side(fake, labels, f_fake, f_test, clf, seed=seed, n_boot=n_boot, real=False)
@@ -283,7 +293,7 @@ def score_samples(
         FLOOR_VERSION,
         ex.weights_sha256,
         clf.weights_sha256 if clf is not None else None,
-        _digest(test.x),
+        p_test.name,
         floor_x,
         floor_y,
         seed,
@@ -410,6 +420,7 @@ def cached_evaluate_samples(
         extractor=extractor,
         inception=inception,
         progress=progress,
+        splits=splits,
     )
     path.parent.mkdir(exist_ok=True)
     write_json(path, rec)

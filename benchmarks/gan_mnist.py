@@ -23,9 +23,7 @@ WGAN 6.7. Target: <= 5.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,69 +31,28 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vae_mnist import default_mirror, device_description  # noqa: E402
+from mnist_session import next_command, session_parser, train_session  # noqa: E402
 
 import genlab  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
 from genlab.metrics.protocol import evaluate_samples, protocol_key  # noqa: E402
-from genlab.run import read_config  # noqa: E402
 from genlab.training.checkpoint import write_json  # noqa: E402
-from genlab.training.distributed import pick_device  # noqa: E402
 
 PUBLISHED = {"ns_gan": 6.8, "wgan": 6.7}
 TARGET_FID = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/bench-gan-mnist", help="run directory")
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's 30000)")
-    p.add_argument("--minutes", type=float, help="training time budget (train.minutes)")
-    p.add_argument("--until", type=int, metavar="STEP", help="end this session at STEP")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p = session_parser(__doc__, "runs/bench-gan-mnist", "30000")
     p.add_argument("--n", type=int, default=10_000, help="generated samples (default 10000)")
     p.add_argument("--extractor", default="inception", choices=["inception", "classifier"])
     p.add_argument("--inception", help="the TorchScript file (default: the fetch chain)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("overrides", nargs="*", help="extra key=value config overrides (new run)")
     args = p.parse_args(argv)
-
-    mirror = default_mirror()
-    if mirror:
-        os.environ["GENLAB_DATA_MIRROR"] = mirror
-    out = Path(args.out)
     try:
-        device = pick_device(args.device)
-        overrides = [f"train.device={device}"]
-        if args.steps is not None:
-            overrides.append(f"train.steps={args.steps}")
-        if args.minutes is not None:
-            overrides.append(f"train.minutes={args.minutes}")
-        if not args.resume:
-            overrides = ["data.name=mnist", *overrides, *args.overrides]
-        elif args.overrides:
-            p.error("--resume continues the run as it was: give no key=value overrides")
-        summary = genlab.train(
-            "gan",
-            out,
-            preset="mnist",
-            overrides=overrides,
-            resume=args.resume,
-            progress=not args.quiet,
-            until=args.until,
-        )
-        cfg, info = read_config(out)
-        complete = summary["step"] >= cfg.train.steps or summary["stopped_by_time"]
-        record: dict = {
-            "benchmark": "gan_mnist",
-            "complete": bool(complete),
-            "steps": summary["step"],
-            "steps_target": cfg.train.steps,
-            "train_seconds": round(summary["elapsed_s"], 1),
-            "device": device_description(device),
-        }
-        if complete:
+        session = train_session("gan", args, p)
+        out, device, cfg, info = session.out, session.device, session.config, session.info
+        record: dict = session.record("gan_mnist")
+        if session.complete:
             run = genlab.load(out, device=device)
             t0 = time.perf_counter()
             ev = evaluate_samples(
@@ -124,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 published_fid=PUBLISHED,
             )
         else:
-            record["next"] = f"python benchmarks/gan_mnist.py --out {out} --resume [--until STEP]"
+            record["next"] = next_command("gan_mnist.py", out)
         record.update(
             data=cfg.data.name,
             image_shape=list(info.shape),

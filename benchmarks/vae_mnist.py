@@ -32,7 +32,6 @@ Target: <= 86 nats on the full test set with k >= 1000.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -42,35 +41,17 @@ from pathlib import Path
 
 import torch
 
-import genlab
-from genlab.data import TensorData, load_data
-from genlab.errors import GenlabError
-from genlab.run import read_config
-from genlab.training.checkpoint import write_json
-from genlab.training.distributed import pick_device
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mnist_session import next_command, session_parser, train_session  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+import genlab  # noqa: E402
+from genlab.data import TensorData, load_data  # noqa: E402
+from genlab.errors import GenlabError  # noqa: E402
+from genlab.training.checkpoint import write_json  # noqa: E402
+
 PUBLISHED = {"vae": 89.9, "pythae_vae": 89.78, "iwae": 86.8, "vampprior": 85.6}
 TARGET_NATS = 86.0
 TEST_IMAGES = 10_000
-
-
-def default_mirror() -> str | None:
-    """The shared data folder beside or inside the checkout, if any and none is set."""
-    if os.environ.get("GENLAB_DATA_MIRROR"):
-        return None
-    for folder in (REPO.parent / "shared" / "data", REPO / "shared" / "data"):
-        if (folder / "mnist").is_dir():
-            return str(folder)
-    return None
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return str(device)
 
 
 def evaluate(
@@ -108,70 +89,27 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/bench-vae-mnist", help="run directory")
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's 20000)")
-    p.add_argument("--minutes", type=float, help="training time budget (train.minutes)")
-    p.add_argument(
-        "--until",
-        type=int,
-        metavar="STEP",
-        help="end this session at STEP (checkpointed); --resume continues",
-    )
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p = session_parser(__doc__, "runs/bench-vae-mnist", "20000")
     p.add_argument("--n", type=int, help="first N test images (default: all 10,000)")
     p.add_argument("--k", type=int, default=1000, help="importance samples (default 1000)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--eval-batch-size",
         type=int,
         help="test images per IWAE batch (default: 16 on the CPU, 64 on a GPU)",
     )
     p.add_argument("--eval-seed", type=int, default=0, help="test binarization and noise seed")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("overrides", nargs="*", help="extra key=value config overrides (new run)")
     args = p.parse_args(argv)
     if args.k < 1 or (args.n is not None and args.n < 1):
         p.error("--k and --n must be >= 1")
-
-    mirror = default_mirror()
-    if mirror:
-        os.environ["GENLAB_DATA_MIRROR"] = mirror
-    out = Path(args.out)
     try:
-        device = pick_device(args.device)
-        overrides = [f"train.device={device}"]
-        if args.steps is not None:
-            overrides.append(f"train.steps={args.steps}")
-        if args.minutes is not None:
-            overrides.append(f"train.minutes={args.minutes}")
-        if not args.resume:
-            overrides = ["data.name=mnist", *overrides, *args.overrides]
-        elif args.overrides:
-            p.error("--resume continues the run as it was: give no key=value overrides")
         t0 = time.perf_counter()
-        summary = genlab.train(
-            "vae",
-            out,
-            preset="mnist",
-            overrides=overrides,
-            resume=args.resume,
-            progress=not args.quiet,
-            until=args.until,
-        )
-        session_s = time.perf_counter() - t0
-        cfg, info = read_config(out)
-        complete = summary["step"] >= cfg.train.steps or summary["stopped_by_time"]
+        session = train_session("vae", args, p)
+        out, device, cfg, info = session.out, session.device, session.config, session.info
         record: dict = {
-            "benchmark": "vae_mnist",
-            "complete": bool(complete),
-            "steps": summary["step"],
-            "steps_target": cfg.train.steps,
-            "train_seconds": round(summary["elapsed_s"], 1),
-            "session_seconds": round(session_s, 1),
-            "device": device_description(device),
+            **session.record("vae_mnist"),
+            "session_seconds": round(time.perf_counter() - t0, 1),
         }
-        if complete:
+        if session.complete:
             bs = args.eval_batch_size or (16 if device.type == "cpu" else 64)
             ev = evaluate(out, device, args.n, args.k, bs, args.eval_seed, not args.quiet)
             full = ev["n"] == TEST_IMAGES and args.k >= 1000
@@ -194,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 "published_nats": PUBLISHED,
             }
         else:
-            record["next"] = f"python benchmarks/vae_mnist.py --out {out} --resume [--until STEP]"
+            record["next"] = next_command("vae_mnist.py", out)
         record.update(
             {
                 "data": f"{cfg.data.name}, dynamically binarized in training; the test split "

@@ -57,3 +57,25 @@ def test_a_second_compare_uses_the_cached_sweep(runs, tmp_path, monkeypatch):
 def test_compare_refuses_what_is_not_a_run(tmp_path, capsys):
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_diffusion_run_gets_its_steps_and_guidance_swept_or_a_note(tmp_path):
+    from genlab.report.html import build_report
+
+    run = tmp_path / "diff"
+    genlab.train(
+        "diffusion", run, preset="tiny", overrides=["model.conditional=true"], progress=False
+    )
+    model = genlab.load(run).model
+    knobs = dict(model.sweeps())
+    assert set(knobs) == {"sampling_steps", "guidance"} and len(knobs["guidance"]) >= 4
+    # the tiny preset has 50 timesteps: no setting beyond them is swept
+    assert max(knobs["sampling_steps"]) <= 50 and len(knobs["sampling_steps"]) >= 4
+    page = build_report([run], tmp_path / "r.html", n=20, progress=False).read_text()
+    assert "FID vs sampling_steps" in page and "FID vs guidance" in page
+    assert page.count("<svg") == 2 * 2 + 2
+    quick = build_report(
+        [run], tmp_path / "q.html", n=20, progress=False, skip_sweeps=("diffusion",)
+    ).read_text()
+    assert "FID vs" not in quick and "Not swept on this page" in quick
+    assert quick.count("<svg") == 2  # the training curves only

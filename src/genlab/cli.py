@@ -38,7 +38,7 @@ CONTROLS = [  # (flag, type, help): one name for each knob across all families
     ("temperature", float, "prior / softmax temperature (lower: safer, less diverse)"),
     ("truncation", float, "truncation of the latent draw (GAN)"),
     ("guidance", float, "classifier-free guidance scale (diffusion)"),
-    ("sampler", str, "sampler name (diffusion: ddpm, ddim, ...)"),
+    ("sampler", str, "sampler (diffusion: dpm++2m, the default; ddim; ddpm)"),
     ("sampling_steps", int, "number of sampling steps (diffusion)"),
     ("prompt", str, "text to continue (text models)"),
     ("max_new_tokens", int, "tokens to generate (text models)"),

@@ -1,12 +1,13 @@
-"""`genlab demo`: train a conditional VAE and a conditional GAN on the embedded digits,
-sample and interpolate each, evaluate both (quality, diversity, copies, each beside the
-real-vs-real floor; the VAE's likelihood too), write one HTML report comparing them,
-and say where everything is.
+"""`genlab demo`: train a conditional VAE, GAN and diffusion model on the embedded digits,
+sample each (and interpolate the two with a latent space), evaluate all three (quality,
+diversity, copies, each beside the real-vs-real floor; the VAE's likelihood too), write
+one HTML report comparing them, and say where everything is.
 
     python -m genlab demo            # about four minutes on two CPU cores
 
-    runs/demo/vae/, runs/demo/gan/   two runs (samples.png, interpolation.png, eval/ inside)
-    runs/demo/report.html            leaderboard, grids, each family's knob swept, curves
+    runs/demo/{vae,gan,diffusion}/   three runs (samples.png, eval/ inside; interpolation.png
+                                     for the VAE and the GAN)
+    runs/demo/report.html            leaderboard, grids, the VAE's and GAN's knobs swept, curves
 """
 
 from __future__ import annotations
@@ -23,11 +24,20 @@ from genlab.run import is_run, load
 from genlab.sample import save_images
 from genlab.training.launch import train
 
-# (family, training steps in the demo (None: the preset's), what it is)
+DIFFUSION_STEPS = 400
+# (family, training steps in the demo (None: the preset's), extra overrides, what it is)
 FAMILIES = (
-    ("vae", None, "a conditional VAE (2,000 steps)"),
-    ("gan", 1000, "a conditional GAN (non-saturating, DiffAugment, EMA; 1,000 steps)"),
+    ("vae", None, (), "a conditional VAE (2,000 steps)"),
+    ("gan", 1000, (), "a conditional GAN (non-saturating, DiffAugment, EMA; 1,000 steps)"),
+    (
+        "diffusion",
+        DIFFUSION_STEPS,
+        ("model.width=16",),
+        f"a conditional diffusion model (U-Net, v-prediction, guidance; {DIFFUSION_STEPS} steps)",
+    ),
 )
+# sweeping diffusion's sampling steps and guidance takes minutes on a CPU: `genlab compare`
+NOT_SWEPT = ("diffusion",)
 N_EVAL = 300
 
 
@@ -40,13 +50,15 @@ def _fresh(out: Path) -> Path:
     return candidate
 
 
-def _pictures(run_dir: Path) -> tuple[Path, Path]:
+def _pictures(run_dir: Path) -> tuple[Path, Path | None]:
     run = load(run_dir, device="cpu")
     g = torch.Generator().manual_seed(0)
     labels = [i % 10 for i in range(100)]  # each column one digit, 0..9
     grid = save_images(
         run.model.sample(100, generator=g, label=labels), run_dir / "samples.png", nrow=10
     )
+    if not run.model.has_latent:
+        return grid, None
     interp = save_images(
         run.model.interpolate(10, 10, generator=g, label=list(range(10))),
         run_dir / "interpolation.png",
@@ -61,10 +73,11 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
     out = _fresh(out)
     say = lambda msg: print(f"genlab demo: {msg}", file=sys.stderr)  # noqa: E731
     lines, records = [], {}
-    for family, family_steps, what in FAMILIES:
+    for family, family_steps, extra, what in FAMILIES:
         run_dir = out / family
         say(f"training {what} on the embedded 8x8 digits -> {run_dir}")
         overrides = ["data.name=digits", "model.conditional=true", f"train.device={device}"]
+        overrides += list(extra)
         if steps or family_steps:
             overrides.append(f"train.steps={steps or family_steps}")
         train(family, run_dir, overrides=overrides)
@@ -75,9 +88,12 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
             load(run_dir, device="cpu"), metrics=metrics, n=N_EVAL, k=100, seed=0
         )
         lines.append(f"  {family + ' samples (column = digit 0-9):':<40}{grid}")
-        lines.append(f"  {family + ' latent interpolations:':<40}{interp}")
-    say("sweeping each family's knob for the report (VAE temperature, GAN truncation)")
-    report = build_report([out / f for f, _, _ in FAMILIES], out / "report.html", n=N_EVAL)
+        if interp:
+            lines.append(f"  {family + ' latent interpolations:':<40}{interp}")
+    say("sweeping the VAE's temperature and the GAN's truncation for the report")
+    report = build_report(
+        [out / f[0] for f in FAMILIES], out / "report.html", n=N_EVAL, skip_sweeps=NOT_SWEPT
+    )
 
     fl = records["vae"]["floor"]
     table = [
@@ -104,5 +120,8 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         f"nats ({vae['bits_per_dim']:.3f} bits/dim, binarized digits)\n"
         f"  every figure with its protocol: {out}/*/eval/metrics.json\n"
         f"next: genlab sample {out / 'gan'} -n 64 --out grid.png --truncation 1.0 --label 3\n"
+        f"      genlab sample {out / 'diffusion'} -n 64 --out grid.png --guidance 4 --label 3\n"
+        f"      genlab compare {out / 'diffusion'} --out report.html   (steps and guidance "
+        "swept)\n"
     )
     return out

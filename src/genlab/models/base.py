@@ -88,6 +88,8 @@ class GenerativeModel(nn.Module):
     has_latent: ClassVar[bool] = False
     # the main creativity knob and the settings the report sweeps (at least 4)
     sweep: ClassVar[tuple[str, tuple] | None] = None
+    # more knobs the report sweeps, one plot each (diffusion: guidance beside steps)
+    extra_sweeps: ClassVar[tuple[tuple[str, tuple], ...]] = ()
     # A family whose update has an order (GAN: D then G) sets this to True and
     # defines train_step(batch, stepper); the trainer then calls it instead of
     # back-propagating loss(batch)["loss"] itself.
@@ -132,6 +134,10 @@ class GenerativeModel(nn.Module):
         over the last train.log_every steps); None when all is well. The trainer prints
         it when it starts and writes it into metrics.jsonl as "alarm"."""
         return None
+
+    def sweeps(self) -> list[tuple[str, tuple]]:
+        """Every (knob, settings) the report sweeps for this model: ``sweep`` first."""
+        return [s for s in (self.sweep, *self.extra_sweeps) if s]
 
     def evaluate(self, batches: Any, **options: Any) -> dict[str, Any]:
         """The family's own likelihood figures on held-out data ({} if it has none)."""

@@ -282,7 +282,6 @@ class GAN(GenerativeModel):
             "train.grad_clip": 0.0,
             "model.width": 64,
             "model.latent_dim": 128,
-            "model.diffaug": "",
             "train.eval_every": 5000,
             "train.sample_every": 2000,
             "train.checkpoint_every": 2000,

@@ -1,4 +1,4 @@
-"""Building blocks shared by the image families (VAE now; GAN and U-Net later).
+"""Building blocks shared by the image families (VAE, GAN, the diffusion U-Net).
 
 levels = resolution_levels(28)          # [28, 14, 7]: halve while even and > 4
 block = ResBlock(64, dropout=0.1)
@@ -32,19 +32,28 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """Pre-activation residual block: (GN, SiLU, conv3x3) x 2 with dropout between."""
+    """Pre-activation residual block: (GN, SiLU, conv3x3) x 2 with dropout between.
 
-    def __init__(self, c_in: int, c_out: int | None = None, dropout: float = 0.0):
+    With ``emb_dim`` > 0 it also takes an embedding (a diffusion timestep, a class) that
+    scales and shifts the second norm's output per channel: GN(h) * (1 + scale) + shift.
+    """
+
+    def __init__(self, c_in: int, c_out: int | None = None, dropout: float = 0.0, emb_dim: int = 0):
         super().__init__()
         c_out = c_out or c_in
         self.norm1, self.conv1 = group_norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.norm2, self.conv2 = group_norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * c_out) if emb_dim else None
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        h = self.norm2(h)
+        if self.emb is not None:
+            scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 

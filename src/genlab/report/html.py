@@ -61,13 +61,21 @@ def _curves(run_dir: Path) -> tuple[dict, dict]:
     return train, val
 
 
-def _sweep(run, n: int, seed: int, progress: bool, **how) -> tuple[str, list, list[dict]]:
-    knob, values = run.model.sweep or (None, ())
-    records = [
-        cached_evaluate_samples(run, n=n, seed=seed, controls={knob: v}, progress=progress, **how)
-        for v in values
+def _sweeps(run, n: int, seed: int, progress: bool, **how) -> list[tuple[str, list, list]]:
+    """(knob, settings, eval records) for every knob the family sweeps."""
+    return [
+        (
+            knob,
+            list(values),
+            [
+                cached_evaluate_samples(
+                    run, n=n, seed=seed, controls={knob: v}, progress=progress, **how
+                )
+                for v in values
+            ],
+        )
+        for knob, values in run.model.sweeps()
     ]
-    return knob, list(values), records
 
 
 def _cell(v) -> str:
@@ -83,22 +91,33 @@ def build_report(
     extractor: str = "classifier",
     inception: str | None = None,
     progress: bool = True,
+    skip_sweeps: tuple[str, ...] = (),
 ) -> Path:
     """Write the comparison page for ``run_dirs`` to ``out`` and return its path.
-    ``extractor``: "classifier" (default) or "inception" (see genlab.metrics.protocol)."""
+    ``extractor``: "classifier" (default) or "inception" (see genlab.metrics.protocol).
+    ``skip_sweeps``: families whose knobs are not swept here (the page says how to get
+    them); their leaderboard row uses the default settings."""
     runs = [load(d) for d in run_dirs]
     names = [Path(d).name for d in run_dirs]
-    rows, grids, sweeps, protocol = [], [], [], None
+    rows, grids, sweeps, skipped, protocol = [], [], [], [], None
     train_curves, val_curves = {}, {}
     for name, run in zip(names, runs):
-        knob, values, records = _sweep(
-            run, n, seed, progress, extractor=extractor, inception=inception
-        )
-        default = run.model.controls[knob].default if knob else None
-        main = records[values.index(default)] if default in values else records[0]
+        swept = []
+        if run.config.family in skip_sweeps:
+            skipped.append(name)
+        else:
+            swept = _sweeps(run, n, seed, progress, extractor=extractor, inception=inception)
+        if swept:  # the leaderboard shows the main knob at its default setting
+            knob, values, records = swept[0]
+            default = run.model.controls[knob].default
+            main = records[values.index(default)] if default in values else records[0]
+        else:
+            main = cached_evaluate_samples(
+                run, n=n, seed=seed, progress=progress, extractor=extractor, inception=inception
+            )
         rows.append((name, run, main))
         protocol = protocol or main["protocol"]
-        sweeps.append((name, knob, values, records))
+        sweeps += [(name, knob, values, records) for knob, values, records in swept]
         # conditional models draw the classes in turn: one column per class
         k = run.info.num_classes
         cols = k if getattr(run.config.model, "conditional", False) and 2 <= k <= 16 else 8
@@ -121,8 +140,6 @@ def build_report(
 
     plots = []
     for name, knob, values, records in sweeps:
-        if not knob:
-            continue
         # a setting of None (e.g. no truncation) has no place on the axis: said in the title
         off = next((r for v, r in zip(values, records) if v is None), None)
         values, records = map(
@@ -163,6 +180,12 @@ def build_report(
             )
         )
         plots.append(also)
+    if skipped:
+        plots.append(
+            f'<p class="small">Not swept on this page, to keep it quick: '
+            f"{html.escape(', '.join(skipped))}. <code>genlab compare RUN</code> sweeps "
+            "every knob of its family.</p>"
+        )
     curves = [
         line_plot(train_curves, title="training loss", xlabel="step", ylabel="loss"),
         line_plot(val_curves, title="validation loss", xlabel="step", ylabel="loss"),

@@ -1,0 +1,137 @@
+"""The denoising U-Net (Ronneberger et al. 2015, as used by Ho et al. 2020 and Nichol &
+Dhariwal 2021): residual blocks conditioned on a sinusoidal timestep embedding and an
+optional class embedding, group norm, self-attention at the coarse resolutions.
+
+    net = UNet(channels=1, size=28, width=64, num_classes=10)
+    out = net(x_t, t, y)        # (B, 1, 28, 28): eps, v or x0, as the family trains it
+
+The levels follow the image: 8 -> [8, 4], 28 -> [28, 14, 7], 64 -> [64, 32, 16, 8, 4]
+(halving while even and above 4), with ``width`` channels at full size, doubled per level
+up to ``max_width``. Label index ``num_classes`` is the null label that classifier-free
+guidance trains and samples with.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.models.layers import Downsample, ResBlock, Upsample, group_norm, resolution_levels
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """(B,) timesteps -> (B, dim) sines and cosines at geometric frequencies."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return F.pad(emb, (0, dim % 2))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, residual."""
+
+    def __init__(self, channels: int, head_dim: int = 32):
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, head_dim)
+        a = F.scaled_dot_product_attention(q, k, v)
+        return x + self.out(a.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    def __init__(
+        self,
+        channels: int,
+        size: int,
+        *,
+        width: int = 64,
+        max_width: int = 256,
+        blocks: int = 2,
+        attention_res: int = 16,
+        num_classes: int = 0,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        levels = resolution_levels(size)
+        widths = [min(width * 2**i, max_width) for i in range(len(levels))]
+        emb = 4 * width
+        self.width, self.num_classes = width, num_classes
+        self.time_mlp = nn.Sequential(nn.Linear(width, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.label_emb = nn.Embedding(num_classes + 1, emb) if num_classes else None
+        self.conv_in = nn.Conv2d(channels, widths[0], 3, padding=1)
+
+        def block(c_in: int, c_out: int, res: int) -> nn.ModuleList:
+            parts = [ResBlock(c_in, c_out, dropout, emb_dim=emb)]
+            if res <= attention_res:
+                parts.append(Attention(c_out))
+            return nn.ModuleList(parts)
+
+        self.down = nn.ModuleList()
+        skips = [widths[0]]
+        c = widths[0]
+        for i, res in enumerate(levels):
+            for _ in range(blocks):
+                self.down.append(block(c, widths[i], res))
+                c = widths[i]
+                skips.append(c)
+            if i < len(levels) - 1:
+                self.down.append(nn.ModuleList([Downsample(c, c)]))
+                skips.append(c)
+        self.mid = nn.ModuleList(
+            [ResBlock(c, c, dropout, emb_dim=emb), Attention(c), ResBlock(c, c, dropout, emb)]
+        )
+        self.up = nn.ModuleList()
+        for i in reversed(range(len(levels))):
+            for _ in range(blocks + 1):
+                self.up.append(block(c + skips.pop(), widths[i], levels[i]))
+                c = widths[i]
+            if i > 0:
+                self.up.append(nn.ModuleList([Upsample(c, c)]))
+        self.norm_out = group_norm(c)
+        self.conv_out = nn.Conv2d(c, channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        e = self.time_mlp(timestep_embedding(t, self.width))
+        if self.label_emb is not None:
+            if y is None:  # unconditional: the null label
+                y = torch.full_like(t, self.num_classes)
+            e = e + self.label_emb(y)
+        return e
+
+    @staticmethod
+    def _run(parts: nn.ModuleList, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        for m in parts:
+            h = m(h, e) if isinstance(m, ResBlock) else m(h)
+        return h
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        e = self.embed(t, y)
+        h = self.conv_in(x)
+        hs = [h]
+        for parts in self.down:
+            h = self._run(parts, h, e)
+            hs.append(h)
+        h = self._run(self.mid, h, e)
+        for parts in self.up:
+            if isinstance(parts[0], Upsample):
+                h = parts[0](h)
+            else:
+                h = self._run(parts, torch.cat([h, hs.pop()], dim=1), e)
+        return self.conv_out(F.silu(self.norm_out(h)))

@@ -27,13 +27,13 @@ from genlab.training.launch import train
 # (family, training steps in the demo, extra overrides, what it is): shorter than the
 # presets, so that all three train, sample, score and report in under 5 minutes
 FAMILIES = (
-    ("vae", 1200, (), "a conditional VAE (1,200 steps)"),
-    ("gan", 700, (), "a conditional GAN (non-saturating, DiffAugment, EMA; 700 steps)"),
+    ("vae", 800, (), "a conditional VAE (800 steps)"),
+    ("gan", 500, (), "a conditional GAN (non-saturating, DiffAugment, EMA; 500 steps)"),
     (
         "diffusion",
-        300,
+        250,
         ("model.width=16",),
-        "a conditional diffusion model (U-Net, v-prediction, guidance; 300 steps)",
+        "a conditional diffusion model (U-Net, v-prediction, guidance; 250 steps)",
     ),
 )
 # sweeping diffusion's sampling steps and guidance takes minutes on a CPU: `genlab compare`

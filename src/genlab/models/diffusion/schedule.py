@@ -58,9 +58,11 @@ class NoiseSchedule:
         t = torch.as_tensor(t, dtype=torch.long)
         table = self._padded.get(t.device)
         if table is None:  # one copy per device, so indexing never leaves the device
+            # float64 where the device has it (Apple's MPS does not)
+            dtype = torch.float32 if t.device.type == "mps" else torch.float64
             table = self._padded[t.device] = torch.cat(
                 [self.alpha_bar, self.alpha_bar.new_ones(1)]
-            ).to(t.device)
+            ).to(t.device, dtype)
         return table[torch.where(t < 0, self.timesteps, t)]
 
     def snr(self, t: torch.Tensor | int) -> torch.Tensor:

@@ -32,23 +32,28 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over the pixels of a feature map, residual."""
+    """Multi-head self-attention over the pixels of a feature map, residual.
+
+    q, k and v come from one linear layer over (B, HW, C) tokens and are laid out with
+    the head dimension contiguous, which lets scaled_dot_product_attention take its fused
+    kernels (on the CPU too; strided inputs fall back to plain matrix products)."""
 
     def __init__(self, channels: int, head_dim: int = 32):
         super().__init__()
         self.heads = max(1, channels // head_dim)
         self.norm = group_norm(channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.out = nn.Conv2d(channels, channels, 1)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
-        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, head_dim)
-        a = F.scaled_dot_product_attention(q, k, v)
-        return x + self.out(a.transpose(-1, -2).reshape(b, c, h, w))
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
+        qkv = self.qkv(tokens).view(b, h * w, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, HW, head_dim)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        return x + self.out(a).transpose(1, 2).reshape(b, c, h, w)
 
 
 class UNet(nn.Module):

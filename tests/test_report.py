@@ -79,3 +79,20 @@ def test_a_diffusion_run_gets_its_steps_and_guidance_swept_or_a_note(tmp_path):
     ).read_text()
     assert "FID vs" not in quick and "Not swept on this page" in quick
     assert quick.count("<svg") == 2  # the training curves only
+
+
+def test_compare_gives_text_runs_their_own_section(runs, tmp_path):
+    gpt = tmp_path / "gpt"
+    genlab.train("gpt", gpt, preset="tiny", overrides=["data.name=pydoc"], progress=False)
+    out = tmp_path / "report.html"
+    assert main(["compare", str(runs[0]), str(gpt), "--out", str(out), "--n", "10"]) == 0
+    page = out.read_text()
+    assert "Leaderboard" in page and "<h2>Text</h2>" in page and "real held-out text" in page
+    # temperature and top-p each swept at >= 4 settings, cached as eval records
+    for knob in ("temperature", "top_p"):
+        assert f"diversity and originality vs {knob}" in page
+    records = list((gpt / "eval").glob("text-*.json"))
+    sweeps = genlab.load(gpt).model.sweeps()
+    # temperature 1 and top-p 1 are the same protocol, measured once; plus the main record
+    assert len(records) == 1 + sum(len(v) for _, v in sweeps) - 1
+    assert page.count("<pre>") == 3  # three stories

@@ -17,7 +17,17 @@ def load(run_dir, weights: str = "auto", device="cpu"):
     return _load(run_dir, weights=weights, device=device)
 
 
-def train(family, out, *, preset="default", overrides=(), resume=False, progress=True, until=None):
+def train(
+    family,
+    out,
+    *,
+    preset="default",
+    overrides=(),
+    resume=False,
+    progress=True,
+    until=None,
+    init_from=None,
+):
     """Train (or resume) a run; same as `genlab train` (see genlab.training.launch.train)."""
     from genlab.training.launch import train as _train
 
@@ -29,6 +39,7 @@ def train(family, out, *, preset="default", overrides=(), resume=False, progress
         resume=resume,
         progress=progress,
         until=until,
+        init_from=init_from,
     )
 
 

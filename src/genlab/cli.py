@@ -45,7 +45,12 @@ CONTROLS = [  # (flag, type, help): one name for each knob across all families
     ("top_k", int, "keep the k most likely tokens (text models)"),
     ("top_p", float, "nucleus sampling mass (text models)"),
     ("min_p", float, "drop tokens below min_p x the top probability (text models)"),
-    ("repetition_penalty", float, "penalty for repeating tokens (text models)"),
+    (
+        "repetition_penalty",
+        float,
+        "divide the logits of tokens already in the text by this (text models; 1.0 = off)",
+    ),
+    ("no_repeat_ngram", int, "never repeat an n-gram of this many tokens (text models)"),
 ]
 
 
@@ -67,6 +72,19 @@ def _add_controls(p: argparse.ArgumentParser) -> None:
     )
     for name, typ, hlp in CONTROLS:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, help=hlp)
+    p.add_argument(
+        "--stop",
+        action="append",
+        metavar="TEXT",
+        help="end a text sample where TEXT appears, e.g. --stop $'\\n\\n' (repeatable)",
+    )
+
+
+def _controls(args) -> dict:
+    """The sampling controls given on the command line (None: not given)."""
+    c = {name: getattr(args, name) for name, _, _ in CONTROLS}
+    c["label"], c["stop"] = args.label, args.stop
+    return {k: v for k, v in c.items() if v is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,11 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Train a model family on a data set.",
     )
-    t.add_argument("family", nargs="?", help="model family: vae (more in later releases)")
+    t.add_argument(
+        "family",
+        nargs="?",
+        help="model family: vae, gan, diffusion (images); gpt, rnn (text)",
+    )
     t.add_argument(
         "--data",
         help="named set (genlab data list) or a path: IDX folder, .npz, "
-        "image folder (class subfolders = labels); default: digits",
+        "image folder (class subfolders = labels); for text a .txt file or a folder of "
+        "them; default: digits (text families: tinyshakespeare)",
     )
     t.add_argument("--size", type=int, help="resize images to SIZE x SIZE (data.size)")
     t.add_argument("--crop", action="store_true", help="center-crop to a square first (data.crop)")
@@ -112,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from another run's weights (same family; its model.* settings and, for "
+        "text, its tokenizer are kept): pretrain on one corpus, fine-tune on another",
+    )
+    t.add_argument(
         "--until",
         type=int,
         metavar="STEP",
@@ -128,14 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         description="Generate samples. The extension of --out decides the format: "
         ".png a grid, .npz arrays (x: uint8 N,H,W,C; y: labels of a conditional "
-        "model), a path ending in / one PNG per sample.",
+        "model), a path ending in / one PNG per sample; for text, .txt (samples between "
+        "rules of =) or .jsonl (one JSON object a sample, with the controls). Text without "
+        "--out streams to the terminal.",
         epilog="examples:\n  genlab sample runs/vae -n 64 --out grid.png "
         "--temperature 0.8\n  genlab sample runs/cvae -n 100 --out s.npz --label 3\n"
-        "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png",
+        "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png\n"
+        '  genlab sample runs/gpt --prompt "Once upon a time" --temperature 0.8 --top-p 0.9\n'
+        '  genlab sample runs/gpt --prompt "Once upon a time" -n 5 --out stories.jsonl '
+        "--max-new-tokens 300 --repetition-penalty 1.2",
     )
     s.add_argument("run", help="run directory")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default: %(default)s)")
-    s.add_argument("--out", required=True, help="output .png, .npz, or folder/")
+    s.add_argument(
+        "-n", type=int, help="number of samples (default: 64 images; 1 text, or 5 with --out)"
+    )
+    s.add_argument(
+        "--out",
+        help="images: a .png grid, .npz or folder/; text: .txt or .jsonl (without --out, text "
+        "streams to the terminal)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument(
         "--weights",
@@ -173,13 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="with --samples: where to write the JSON record")
     e.add_argument(
         "--metrics",
-        default="samples",
-        help="samples (FID, KID, precision, recall, "
-        "density, coverage, IS, class consistency, MS-SSIM among samples, copy share, each beside the "
-        "real-vs-real floor) and/or nll (the family's likelihood), comma-separated "
-        "(default: %(default)s)",
+        help="samples (images: FID, KID, precision, recall, density, coverage, IS, class "
+        "consistency, MS-SSIM among samples, copy share, each beside the real-vs-real floor; "
+        "text: distinct-1/2/3, self-BLEU, repetition, n-gram novelty and the longest span "
+        "copied from the training text, beside real held-out text) and/or nll (the family's "
+        "likelihood; text: validation perplexity and bits per character), comma-separated "
+        "(default: samples for images, samples,nll for text)",
     )
-    e.add_argument("--n", type=int, default=1000, help="generated samples (default: %(default)s)")
+    e.add_argument("--n", type=int, help="generated samples (default: 1000 images, 100 texts)")
     _add_extractor(e)
     e.add_argument(
         "--k", type=int, default=1000, help="nll: importance samples (default: %(default)s)"
@@ -278,6 +319,7 @@ def cmd_train(args, overrides: list[str]) -> int:
         resume=args.resume,
         progress=not args.quiet,
         until=args.until,
+        init_from=args.init_from,
     )
     if not args.quiet:
         best = summary["best_val_loss"]
@@ -285,10 +327,21 @@ def cmd_train(args, overrides: list[str]) -> int:
             f"genlab: trained to step {summary['step']} in {summary['elapsed_s']:.0f}s"
             + (f"; best validation loss {best:.4g}" if best != float("inf") else "")
             + f"\n  run:     {args.out}\n  samples: {Path(args.out) / 'samples'}\n"
-            f"  next:    genlab sample {args.out} -n 64 --out {Path(args.out) / 'grid.png'}",
+            + (
+                f"  next:    genlab sample {args.out} --prompt 'Once upon a time' --temperature 0.8"
+                if _is_text_run(args.out)
+                else f"  next:    genlab sample {args.out} -n 64 --out "
+                f"{Path(args.out) / 'grid.png'}"
+            ),
             file=sys.stderr,
         )
     return 0
+
+
+def _is_text_run(run_dir) -> bool:
+    from genlab.run import read_config
+
+    return read_config(Path(run_dir))[1].kind == "text"
 
 
 def _device(name: str) -> str:
@@ -304,29 +357,63 @@ def cmd_sample(args, overrides: list[str]) -> int:
     from genlab.run import load
     from genlab.sample import save_images
 
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise GenlabError("-n must be at least 1")
+    if args.out is not None and args.n is None and Path(args.out).suffix in (".txt", ".jsonl"):
+        args.n = 5
     run = load(args.run, weights=args.weights, device=_device(args.device))
-    controls = {name: getattr(args, name) for name, _, _ in CONTROLS}
-    controls["label"] = args.label
-    controls = run.model.check_controls({k: v for k, v in controls.items() if v is not None})
+    controls = run.model.check_controls(_controls(args))
     g = torch.Generator(device=run.model.device).manual_seed(args.seed)
+    if run.model.data_kind == "text":
+        return _sample_text(args, run, controls, g)
+    if args.out is None:
+        raise GenlabError("--out is needed for images: a .png grid, an .npz, or a folder/")
+    n = args.n or 64
     labels = None
     if args.interpolate:
         if not run.model.has_latent:
             raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
         if args.interpolate < 2:
             raise GenlabError("--interpolate needs K >= 2 steps")
-        x = run.model.interpolate(args.n, args.interpolate, generator=g, **controls)
+        x = run.model.interpolate(n, args.interpolate, generator=g, **controls)
         nrow = args.interpolate
     else:
         if run.info.num_classes and getattr(run.config.model, "conditional", False):
-            labels = labels_for(args.n, controls.get("label"), run.info.num_classes)
+            labels = labels_for(n, controls.get("label"), run.info.num_classes)
             controls["label"] = labels
-        x = run.model.sample(args.n, generator=g, **controls)
+        x = run.model.sample(n, generator=g, **controls)
         nrow = run.info.num_classes if labels and args.label is None else None
     path = save_images(x, args.out, labels=labels, nrow=nrow)
     print(f"genlab: wrote {len(x)} samples to {path}", file=sys.stderr)
+    return 0
+
+
+def _sample_text(args, run, controls: dict, g) -> int:
+    """Text: stream each sample to the terminal, or write all of them to --out."""
+    from genlab.sample import TEXT_RULE, save_texts
+
+    if args.interpolate:
+        raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
+    n, prompt = args.n or 1, controls["prompt"]
+    run.model.encode_prompt(prompt)  # a prompt it cannot encode fails before anything is shown
+    if args.out is None:  # stream: the prompt, then each piece as it is drawn
+        for i in range(n):
+            if i:
+                print(f"\n{TEXT_RULE}")
+            print(prompt, end="", flush=True)
+            run.model.sample(
+                1,
+                generator=g,
+                on_text=lambda _, piece: print(piece, end="", flush=True),
+                **controls,
+            )
+            print(flush=True)
+        return 0
+    texts = run.model.sample(n, generator=g, **controls)
+    meta = {"seed": args.seed, "run": str(args.run), "weights": run.weights}
+    meta["controls"] = {k: v for k, v in controls.items() if k != "prompt"}
+    path = save_texts(texts, args.out, prompt=prompt, meta=meta)
+    print(f"genlab: wrote {n} samples to {path}", file=sys.stderr)
     return 0
 
 
@@ -358,20 +445,20 @@ def cmd_eval(args, overrides: list[str]) -> int:
     if not args.run:
         raise GenlabError("give a run directory, or --samples F.npz --data D --out M.json")
     run = load(args.run, weights=args.weights, device=_device(args.device))
-    controls = {name: getattr(args, name) for name, _, _ in CONTROLS}
-    controls["label"] = args.label
+    text = run.model.data_kind == "text"
+    metrics = args.metrics or ("samples,nll" if text else "samples")
     r = evaluate(
         run,
-        metrics=[m for m in args.metrics.split(",") if m],
-        n=args.n,
+        metrics=[m for m in metrics.split(",") if m],
+        n=args.n or (100 if text else 1000),
         k=args.k,
         nll_n=args.nll_n,
         seed=args.seed,
-        controls={k: v for k, v in controls.items() if v is not None},
+        controls=_controls(args),
         extractor=args.extractor,
         inception=args.inception,
     )
-    _print_table(r)
+    _print_text_table(r) if text else _print_table(r)
     print(f"recorded in {Path(args.run) / 'eval'}")
     return 0
 
@@ -423,6 +510,38 @@ def _print_table(r: dict) -> None:
         )
 
 
+TEXT_ROWS = (  # (key, what it says)
+    ("val_loss", "validation loss, nats/token"),
+    ("perplexity", "validation perplexity"),
+    ("bits_per_char", "validation bits/character"),
+    ("distinct_1", "distinct-1 (unique words)"),
+    ("distinct_2", "distinct-2 (higher: more varied)"),
+    ("distinct_3", "distinct-3"),
+    ("self_bleu", "self-BLEU-4 (higher: samples alike)"),
+    ("repetition_rate", "repeated 4-grams within a sample"),
+    ("novelty_3", "new word 3-grams vs training text"),
+    ("novelty_4", "new word 4-grams vs training text"),
+    ("copied_span_max", "longest copied span, words (max)"),
+    ("copied_span_mean", "longest copied span, words (mean)"),
+)
+
+
+def _print_text_table(r: dict) -> None:
+    ref = r.get("reference", {})
+    print(f"{'metric':<40}{'value':>10}{'real text':>11}")
+    for key, what in TEXT_ROWS:
+        if key in r:
+            f = ref.get(key)
+            print(f"{what:<40}{r[key]:>10.4g}" + (f"{f:>11.4g}" if f is not None else ""))
+    p = r["protocol"]
+    if "n_generated" in p:
+        print(
+            f"{p['n_generated']} samples (seed {p['seed']}, about {r['mean_words']:.0f} words "
+            f"each) vs {p['n_generated']} pieces of real validation text of the same lengths; "
+            f"first sample:\n  {r['samples_preview'][0][:300]!r}"
+        )
+
+
 def cmd_compare(args, overrides: list[str]) -> int:
     from genlab.report.html import build_report
 
@@ -469,10 +588,12 @@ def cmd_info(args, overrides: list[str]) -> int:
         raise GenlabError(f"give a run directory, or --family NAME ({', '.join(names())})")
     run_dir = Path(args.run)
     cfg, info = read_config(run_dir)
-    print(
-        f"run {run_dir}: {cfg.family}, preset {cfg.preset}, data {cfg.data.name} "
-        f"{tuple(info.shape)}, {info.num_classes} classes"
+    what = (
+        f"{cfg.data.tokenizer} tokenizer, {info.vocab_size} ids"
+        if info.kind == "text"
+        else f"{tuple(info.shape)}, {info.num_classes} classes"
     )
+    print(f"run {run_dir}: {cfg.family}, preset {cfg.preset}, data {cfg.data.name} {what}")
     metrics = run_dir / "metrics.jsonl"
     last, val = {}, {}
     if metrics.exists():
@@ -482,6 +603,7 @@ def cmd_info(args, overrides: list[str]) -> int:
     print(
         f"trained: step {last.get('step', 0)} of {cfg.train.steps}"
         + (f", {last['elapsed_s']:.0f}s" if "elapsed_s" in last else "")
+        + (f", {last['tokens']:,} tokens" if "tokens" in last else "")
         + (f"; last loss {last['loss']:.4g}" if "loss" in last else "")
         + (f"; last validation loss {val['val_loss']:.4g}" if "val_loss" in val else "")
     )

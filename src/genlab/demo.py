@@ -1,12 +1,15 @@
 """`genlab demo`: train a conditional VAE, GAN and diffusion model on the embedded digits,
 sample each (and interpolate the two with a latent space), evaluate all three (quality,
-diversity, copies, each beside the real-vs-real floor; the VAE's likelihood too), write
-one HTML report comparing them, and say where everything is.
+diversity, copies, each beside the real-vs-real floor; the VAE's likelihood too); train a
+small character-level GPT on Tiny Shakespeare (or, where nothing can be fetched, on the
+English prose that ships with Python), write a sample and measure it; write one HTML report
+comparing them all, and say where everything is.
 
     python -m genlab demo            # about four minutes on two CPU cores
 
     runs/demo/{vae,gan,diffusion}/   three runs (samples.png, eval/ inside; interpolation.png
                                      for the VAE and the GAN)
+    runs/demo/gpt/                   the text run (sample.txt, eval/ inside)
     runs/demo/report.html            leaderboard, grids, the VAE's and GAN's knobs swept, curves
 """
 
@@ -21,7 +24,7 @@ import torch
 from genlab.evaluate import evaluate
 from genlab.report.html import build_report
 from genlab.run import is_run, load
-from genlab.sample import save_images
+from genlab.sample import save_images, save_texts
 from genlab.training.launch import train
 
 # (family, training steps in the demo, extra overrides, what it is): shorter than the
@@ -39,6 +42,17 @@ FAMILIES = (
 # sweeping diffusion's sampling steps and guidance takes minutes on a CPU: `genlab compare`
 NOT_SWEPT = ("diffusion",)
 N_EVAL = 300
+# the text part: a small character-level GPT, Tiny Shakespeare where it can be fetched
+TEXT_STEPS = 600
+TEXT_OVERRIDES = (
+    "model.n_layer=2",
+    "model.n_head=4",
+    "model.n_embd=128",
+    "model.block_size=64",
+    "train.batch_size=16",
+    "train.eval_every=0",
+)
+TEXT_N = 30  # samples per setting in the text metrics and sweeps
 
 
 def _fresh(out: Path) -> Path:
@@ -90,9 +104,24 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         lines.append(f"  {family + ' samples (column = digit 0-9):':<40}{grid}")
         if interp:
             lines.append(f"  {family + ' latent interpolations:':<40}{interp}")
-    say("sweeping the VAE's temperature and the GAN's truncation for the report")
+    corpus, corpus_note = _text_corpus(say)
+    text_dir = out / "gpt"
+    say(f"training a character-level GPT ({TEXT_STEPS} steps) on {corpus} -> {text_dir}")
+    overrides = [f"data.name={corpus}", f"train.device={device}", *TEXT_OVERRIDES]
+    train("gpt", text_dir, overrides=[*overrides, f"train.steps={steps or TEXT_STEPS}"])
+    text_run = load(text_dir, device="cpu")
+    prompt = "ROMEO:" if corpus == "tinyshakespeare" else "The"
+    story = text_run.sample(1, seed=0, prompt=prompt, max_new_tokens=300, temperature=0.8)[0]
+    save_texts([story], text_dir / "sample.txt", prompt=prompt)
+    say(f"scoring {TEXT_N} GPT samples: likelihood, diversity, novelty, copying")
+    records["gpt"] = evaluate(text_run, metrics=("samples", "nll"), n=TEXT_N, seed=0)
+    say("sweeping the VAE's temperature, the GAN's truncation, the GPT's temperature and top-p")
     report = build_report(
-        [out / f[0] for f in FAMILIES], out / "report.html", n=N_EVAL, skip_sweeps=NOT_SWEPT
+        [*(out / f[0] for f in FAMILIES), text_dir],
+        out / "report.html",
+        n=N_EVAL,
+        skip_sweeps=NOT_SWEPT,
+        text_n=TEXT_N,
     )
 
     fl = records["vae"]["floor"]
@@ -102,6 +131,8 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         f"{fl['recall']:>8.2f}{fl['class_consistency']:>10.1%}{'':>8}",
     ]
     for family, rec in records.items():
+        if family == "gpt":
+            continue
         table.append(
             f"  {family.upper():<22}{rec['fid']:>8.2f}{rec['precision']:>11.2f}"
             f"{rec['recall']:>8.2f}{rec['class_consistency']:>10.1%}"
@@ -118,10 +149,47 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         + "\n".join(table)
         + f"\n  VAE test NLL (IWAE, k=100): {vae['iwae_nll']:.2f} +- {vae['iwae_nll_sem']:.2f} "
         f"nats ({vae['bits_per_dim']:.3f} bits/dim, binarized digits)\n"
-        f"  every figure with its protocol: {out}/*/eval/metrics.json\n"
+        + _text_summary(records["gpt"], corpus_note, prompt, story, text_dir)
+        + f"  every figure with its protocol: {out}/*/eval/metrics.json\n"
         f"next: genlab sample {out / 'gan'} -n 64 --out grid.png --truncation 1.0 --label 3\n"
         f"      genlab sample {out / 'diffusion'} -n 64 --out grid.png --guidance 4 --label 3\n"
         f"      genlab compare {out / 'diffusion'} --out report.html   (steps and guidance "
         "swept)\n"
+        f"      genlab sample {text_dir} --prompt {prompt!r} --temperature 0.8 --top-p 0.9\n"
     )
     return out
+
+
+def _text_corpus(say) -> tuple[str, str]:
+    """Tiny Shakespeare through the fetch chain; where no source answers, the English prose
+    that ships with Python, said plainly."""
+    from genlab.data.fetch import fetch
+    from genlab.errors import DataError
+
+    try:
+        fetch("tinyshakespeare")
+        return "tinyshakespeare", "Tiny Shakespeare"
+    except DataError as e:
+        say(
+            f"Tiny Shakespeare cannot be fetched here ({str(e)[:160]}...); the GPT trains on "
+            "the English prose that ships with Python (pydoc_data.topics, 0.5 MB) instead"
+        )
+        return "pydoc", "Python's own documentation (Tiny Shakespeare could not be fetched)"
+
+
+def _text_summary(rec: dict, corpus: str, prompt: str, story: str, run_dir: Path) -> str:
+    ref = rec["reference"]
+    lines = [
+        f"\n  GPT on {corpus}: validation {rec['bits_per_char']:.2f} bits/character "
+        f"(perplexity {rec['perplexity']:.2f} per character); {TEXT_N} samples vs real held-out "
+        "text of the same lengths:",
+        f"    {'':<24}{'distinct-2':>11}{'self-BLEU':>11}{'new 4-grams':>13}{'longest copy':>14}",
+    ]
+    for label, r in (("GPT samples", rec), ("real text", ref)):
+        lines.append(
+            f"    {label:<24}{r['distinct_2']:>11.2f}{r['self_bleu']:>11.2f}"
+            f"{r['novelty_4']:>13.2f}{r['copied_span_max']:>9.0f} words"
+        )
+    excerpt = (prompt + story)[:400].replace("\n", "\n      ")
+    lines.append(f"  a sample ({run_dir / 'sample.txt'}):\n      {excerpt}\n")
+    return "\n".join(lines) + "\n"

@@ -43,6 +43,8 @@ def evaluate(
         raise GenlabError(
             f"--metrics takes samples and/or nll, not {','.join(unknown) or '(none)'}"
         )
+    if run.model.data_kind == "text":
+        return _evaluate_text(run, metrics, n, seed, controls, progress)
     record: dict[str, Any] = {}
     if "samples" in metrics:
         rec = evaluate_samples(
@@ -111,3 +113,20 @@ def evaluate_likelihood(
     if latest:
         write_json(folder / "metrics.json", record)
     return record
+
+
+def _evaluate_text(run: Run, metrics, n: int, seed: int, controls, progress: bool) -> dict:
+    """Text runs: validation likelihood and/or sample metrics (metrics/text_protocol.py)."""
+    from genlab.metrics.text_protocol import evaluate_text, text_key
+
+    if n < 2 and "samples" in metrics:
+        raise GenlabError("--n must be at least 2 (self-BLEU compares samples with each other)")
+    rec = evaluate_text(
+        run, metrics=tuple(metrics), n=n, seed=seed, controls=controls, progress=progress
+    )
+    full = run.model.check_controls(dict(controls or {}))
+    folder = run.path / "eval"
+    folder.mkdir(exist_ok=True)
+    write_json(folder / f"{text_key(metrics, n, seed, full, run.weights)}.json", rec)
+    write_json(folder / "metrics.json", rec)
+    return rec

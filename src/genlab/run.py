@@ -4,12 +4,14 @@ runs/NAME/
   config.json        family, model, data and train configs, data info, genlab version
   model.safetensors  latest weights   (ema.safetensors, best.safetensors beside it)
   state/step-*/      the resumable checkpoint (see training/checkpoint.py)
+  tokenizer.json     text runs: the tokenizer (characters or byte-level BPE)
   metrics.jsonl      training curves, one JSON object a line
-  samples/           grids written during training
+  samples/           grids (or, for text, .txt continuations) written during training
   eval/              evaluation records; metrics.json is the latest
 
 run = genlab.load("runs/vae")
 x = run.sample(16, seed=0, temperature=0.8)    # (16, C, H, W) in [-1, 1]
+stories = genlab.load("runs/gpt").sample(3, prompt="Once upon a time", top_p=0.9)
 """
 
 from __future__ import annotations
@@ -93,10 +95,12 @@ def is_run(path: Path) -> bool:
     return isinstance(d, dict) and "genlab_version" in d and "family" in d
 
 
-def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo) -> None:
+def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo, **extra: Any) -> None:
+    """config.json; ``extra`` keys (e.g. init_from) are recorded beside the configs."""
     from genlab.training.checkpoint import write_json
 
     d = {"genlab_version": __version__, **cfg.to_dict(), "data_info": dataclasses.asdict(info)}
+    d.update({k: v for k, v in extra.items() if v is not None})
     write_json(Path(run_dir) / "config.json", d)
 
 
@@ -111,9 +115,13 @@ def read_config(run_dir: Path) -> tuple[RunConfig, DataInfo]:
         )
     d = read_json(run_dir / "config.json")
     info = d.get("data_info", {})
-    return RunConfig.from_dict(
-        {k: v for k, v in d.items() if k not in ("genlab_version", "data_info")}
-    ), DataInfo(info.get("kind", "images"), tuple(info.get("shape", ())), info.get("classes", []))
+    keys = ("family", "preset", "model", "data", "train")
+    return RunConfig.from_dict({k: v for k, v in d.items() if k in keys}), DataInfo(
+        info.get("kind", "images"),
+        tuple(info.get("shape", ())),
+        info.get("classes", []),
+        int(info.get("vocab_size", 0)),
+    )
 
 
 def build_model(cfg: RunConfig, info: DataInfo) -> GenerativeModel:
@@ -134,8 +142,9 @@ class Run:
             weights,
         )
 
-    def sample(self, n: int, *, seed: int = 0, **controls: Any) -> torch.Tensor:
-        """``n`` samples with the family's controls (unknown controls are errors)."""
+    def sample(self, n: int, *, seed: int = 0, **controls: Any):
+        """``n`` samples with the family's controls (unknown controls are errors): images
+        (N, C, H, W) in [-1, 1], or for text a list of strings."""
         controls = self.model.check_controls(controls)
         g = torch.Generator(device=self.model.device).manual_seed(seed)
         return self.model.sample(n, generator=g, **controls)
@@ -162,6 +171,10 @@ def load(run_dir: str | Path, weights: str = "auto", device: str | torch.device 
             "(train longer, or pick --weights model)"
         )
     model = build_model(cfg, info)
+    if info.kind == "text":
+        from genlab.data.tokenizers import load_tokenizer
+
+        model.tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     state = load_tensors(path)
     try:
         model.load_state_dict(state)

@@ -1,13 +1,17 @@
-"""Writing samples: a PNG grid, an .npz of uint8 arrays, or a folder of PNGs.
+"""Writing samples: a PNG grid, an .npz of uint8 arrays, or a folder of PNGs; for text,
+a .txt file or a .jsonl file.
 
 x = genlab.load("runs/vae").sample(64, seed=0)     # (64, C, H, W) in [-1, 1]
 save_images(x, "grid.png")                           # one grid
 save_images(x, "samples.npz", labels=y)              # x: uint8 (N, H, W, C), y
 save_images(x, "samples/")                           # samples/000000.png, ...
+stories = genlab.load("runs/gpt").sample(5, prompt="Once upon a time")
+save_texts(stories, "stories.txt", prompt="Once upon a time")   # or stories.jsonl
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -80,5 +84,34 @@ def save_images(
             f"{path}: unknown output type {suffix or '(none)'}; use .png (a grid), "
             ".npz (arrays) or a path ending in / (one PNG per sample)"
         )
+    os.replace(tmp, path)
+    return path
+
+
+TEXT_RULE = "=" * 24  # the line between samples in a .txt file
+
+
+def save_texts(
+    texts: list[str], out: str | Path, prompt: str = "", meta: dict | None = None
+) -> Path:
+    """Write text samples: ``.txt`` (each sample as prompt + continuation, a rule of "="
+    between them) or ``.jsonl`` (one {"i", "prompt", "text", ...meta} object a line)."""
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".jsonl"):
+        raise GenlabError(
+            f"{path}: unknown output type {suffix or '(none)'} for text; use .txt or .jsonl"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".txt":
+        body = f"\n{TEXT_RULE}\n".join(prompt + t for t in texts) + "\n"
+    else:
+        body = "".join(
+            json.dumps({"i": i, "prompt": prompt, "text": t, **(meta or {})}, ensure_ascii=False)
+            + "\n"
+            for i, t in enumerate(texts)
+        )
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, path)
     return path

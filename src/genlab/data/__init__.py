@@ -4,11 +4,16 @@ cfg = DataConfig(name="mnist")
 train, test = load_data(cfg, "train"), load_data(cfg, "test")   # ImageSet
 data = TensorData.from_images(train)
 batch = data.batch(torch.arange(8))     # {"x": (8, 1, 28, 28) in [-1, 1], "y": (8,)}
+
+Text (``data/text.py``, ``data/tokenizers.py``) becomes one stream of token ids cut into
+windows of the model's context: ``TokenData(tokens, block=64).batch(idx)`` gives
+{"x": (B, 65) ids}, a model predicting x[:, 1:] from x[:, :-1].
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -21,8 +26,14 @@ class DataConfig:
     size: int | None = None  # resize images to size x size
     crop: bool = False  # center-crop to a square before resizing
     channels: int | None = None  # 1 (gray) or 3 (RGB); default: as stored
+    # text
+    tokenizer: Literal["char", "bpe"] = "char"  # characters, or byte-level BPE trained on it
+    vocab_size: int = 4096  # bpe: the vocabulary to learn
+    separator: Literal["auto", "eot", "blank", "none"] = "auto"  # what splits documents
 
     def __post_init__(self):
+        if self.vocab_size < 260:
+            raise ValueError("data.vocab_size must be at least 260 (256 bytes + merges)")
         if self.channels not in (None, 1, 3):
             raise ValueError("data.channels must be 1 or 3")
         if self.size is not None and not 4 <= self.size <= 1024:
@@ -40,6 +51,33 @@ def load_data(cfg: DataConfig, split: str, progress: bool = True):
 
 def data_info(images) -> DataInfo:
     return DataInfo.images(images.shape, images.classes)
+
+
+@dataclass
+class Corpus:
+    """A text set, its tokenizer and both splits as token streams (1-D int64)."""
+
+    text: object  # data.text.TextSet
+    tokenizer: object  # data.tokenizers.Tokenizer
+    train: torch.Tensor
+    val: torch.Tensor
+
+
+def load_corpus(cfg: DataConfig, tokenizer=None, progress: bool = True) -> Corpus:
+    """Read the text ``cfg`` names and tokenize it, with ``tokenizer`` (a run's) or a new
+    one built as ``cfg.tokenizer`` says: a character vocabulary from the whole text (as
+    nanoGPT builds it), or byte-level BPE trained on the training split only."""
+    from genlab.data.text import load_text
+    from genlab.data.tokenizers import build_tokenizer
+
+    ts = load_text(cfg.name, cfg.separator, progress=progress)
+    if tokenizer is None:
+        texts = ts.train + ts.val if cfg.tokenizer == "char" else ts.train
+        # several documents: each ends with an end-of-text token
+        eot = ts.separator != "none" or len(ts.train) > 1
+        tokenizer = build_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, with_eot=eot)
+    train, val = tokenizer.encode_documents(ts.train), tokenizer.encode_documents(ts.val)
+    return Corpus(ts, tokenizer, train, val)
 
 
 class TensorData:
@@ -116,3 +154,47 @@ class Batcher:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.cursor, self._perm = int(state["epoch"]), int(state["cursor"]), None
+
+
+class TokenData:
+    """A stream of token ids (1-D) seen through windows of ``block + 1`` tokens.
+
+    Training draws windows at every start position (``len`` of them, by index, so the
+    Batcher's exact resume holds); ``batches`` walks the whole stream once in
+    non-overlapping windows, each token predicted exactly once (the validation loss).
+    """
+
+    def __init__(self, tokens: torch.Tensor, block: int):
+        if len(tokens) < 2:
+            raise ValueError("a token stream needs at least 2 tokens")
+        self.x, self.block = tokens, block
+        self.tokens_per_example = block
+
+    def __len__(self) -> int:
+        return max(0, len(self.x) - self.block)
+
+    def to(self, device: torch.device) -> TokenData:
+        return TokenData(self.x.to(device), self.block)
+
+    def batch(self, idx: torch.Tensor, device: torch.device | None = None) -> dict:
+        offsets = torch.arange(self.block + 1, device=self.x.device)
+        x = self.x[idx.to(self.x.device)[:, None] + offsets]  # (B, block + 1)
+        return {"x": x.to(device, non_blocking=True) if device is not None else x}
+
+    def batches(self, batch_size: int, device: torch.device | None = None, limit: int = 0):
+        """Every token after the first, once: windows x[s : s + block + 1] for s = 0, block,
+        2 block, ...; the last, shorter window comes alone. Each batch says ``count``, the
+        number of tokens it predicts."""
+        n, block = len(self.x), self.block
+        starts = list(range(0, n - 1, block))
+        full = [s for s in starts if s + block + 1 <= n]
+        for i, first in enumerate(range(0, len(full), batch_size)):
+            if limit and i >= limit:
+                return
+            idx = torch.tensor(full[first : first + batch_size])
+            out = self.batch(idx, device)
+            out["count"] = len(idx) * block
+            yield out
+        if len(full) < len(starts) and not (limit and -(-len(full) // batch_size) >= limit):
+            x = self.x[starts[-1] :][None]
+            yield {"x": x.to(device) if device is not None else x, "count": x.size(1) - 1}

@@ -1,3 +1,3 @@
 """Model families. Importing this package registers the built-in ones."""
 
-from genlab.models import diffusion, gan, vae  # noqa: F401
+from genlab.models import ar, diffusion, gan, vae  # noqa: F401

@@ -61,9 +61,10 @@ class Control:
 class DataInfo:
     """What a model must know about its data to be built (saved in config.json)."""
 
-    kind: str  # "images" (text joins in a later issue)
+    kind: str  # "images" or "text"
     shape: tuple[int, ...] = ()  # (C, H, W) for images
     classes: list[str] = field(default_factory=list)
+    vocab_size: int = 0  # text: the tokenizer's vocabulary
 
     @property
     def num_classes(self) -> int:
@@ -72,6 +73,10 @@ class DataInfo:
     @classmethod
     def images(cls, shape: tuple[int, int, int], classes: list[str] | None = None) -> DataInfo:
         return cls("images", tuple(shape), list(classes or []))
+
+    @classmethod
+    def text(cls, vocab_size: int) -> DataInfo:
+        return cls("text", vocab_size=int(vocab_size))
 
 
 class GenerativeModel(nn.Module):
@@ -116,7 +121,7 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError(f"{self.family} does not own its training step")
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, **controls: Any):
-        """``n`` samples: images in [-1, 1] (N, C, H, W), or token ids."""
+        """``n`` samples: images in [-1, 1] (N, C, H, W), or for text a list of strings."""
         raise NotImplementedError
 
     def optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:

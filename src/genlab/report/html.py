@@ -24,6 +24,7 @@ from PIL import Image
 from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
 from genlab.report.plots import line_plot
+from genlab.report.text import text_section
 from genlab.run import load
 from genlab.sample import make_grid, to_uint8
 
@@ -32,7 +33,8 @@ CSS = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
 text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.floor{color:#888}
 .grid{display:inline-block;margin:0 16px 16px 0;vertical-align:top}.small{font-size:12px;
-color:#555}svg{margin:0 12px 12px 0}"""
+color:#555}svg{margin:0 12px 12px 0}pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;
+font-size:13px;max-width:900px}"""
 
 
 def _png_data_uri(img) -> str:
@@ -92,13 +94,19 @@ def build_report(
     inception: str | None = None,
     progress: bool = True,
     skip_sweeps: tuple[str, ...] = (),
+    text_n: int = 100,
 ) -> Path:
     """Write the comparison page for ``run_dirs`` to ``out`` and return its path.
     ``extractor``: "classifier" (default) or "inception" (see genlab.metrics.protocol).
     ``skip_sweeps``: families whose knobs are not swept here (the page says how to get
-    them); their leaderboard row uses the default settings."""
-    runs = [load(d) for d in run_dirs]
-    names = [Path(d).name for d in run_dirs]
+    them); their leaderboard row uses the default settings. Text runs get their own
+    section (report/text.py), with at most ``text_n`` samples a point."""
+    loaded = [load(d) for d in run_dirs]
+    named = list(zip([Path(d).name for d in run_dirs], loaded))
+    texts = [(name, run) for name, run in named if run.model.data_kind == "text"]
+    runs = [run for _, run in named if run.model.data_kind != "text"]
+    names = [name for name, run in named if run.model.data_kind != "text"]
+    text_html = text_section(texts, n=min(n, text_n), seed=seed, progress=progress) if texts else ""
     rows, grids, sweeps, skipped, protocol = [], [], [], [], None
     train_curves, val_curves = {}, {}
     for name, run in zip(names, runs):
@@ -206,31 +214,39 @@ def build_report(
         if below
         else ""
     )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>genlab report</title>
-<style>{CSS}</style></head><body>
-<h1>genlab report</h1>
-<p class="small">{len(runs)} run(s); written {time.strftime("%Y-%m-%d %H:%M")} by genlab {
-        __version__
-    }.
-Protocol: {protocol and protocol["n_generated"]} generated samples per point (seed {seed}) against
+    images = (
+        f"""<p class="small">Images: protocol: {
+            protocol and protocol["n_generated"]
+        } generated samples per point (seed {seed}) against
 the {protocol and protocol["real_split"]} split ({protocol and protocol["n_real"]} images) of
 {html.escape(str(protocol and protocol["data"]))}; features from the {
-        html.escape(str(ex.get("name")))
-    }
+            html.escape(str(ex.get("name")))
+        }
 ({about}weights sha256 {str(ex.get("weights_sha256"))[:16]}…).
 Each floor row scores a seeded subset of the real training images of the same n the same way:
 a model cannot be expected to beat it. Intervals: FID by bootstrap; precision and recall binomial.
 {note}</p>
 <h2>Leaderboard</h2><table><tr><th class="l">run</th>{head}</tr>{"".join(body)}</table>
 <h2>Samples</h2>{
-        "".join(
-            f'<div class="grid"><img src="{uri}" alt="{html.escape(n_)}"><br>'
-            f"{html.escape(n_)}</div>"
-            for n_, uri in grids
-        )
-    }
+            "".join(
+                f'<div class="grid"><img src="{uri}" alt="{html.escape(n_)}"><br>'
+                f"{html.escape(n_)}</div>"
+                for n_, uri in grids
+            )
+        }
 <h2>Quality and diversity</h2>{"".join(plots)}
 <h2>Training</h2>{"".join(curves)}
+"""
+        if runs
+        else ""
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>genlab report</title>
+<style>{CSS}</style></head><body>
+<h1>genlab report</h1>
+<p class="small">{len(loaded)} run(s); written {time.strftime("%Y-%m-%d %H:%M")} by genlab {
+        __version__
+    }.</p>
+{images}{text_html}
 </body></html>
 """
     out = Path(out)

@@ -16,9 +16,13 @@ from typing import Any
 import torch
 
 from genlab.config import apply_overrides
-from genlab.data import TensorData, data_info, load_data
-from genlab.errors import ConfigError, RunError
-from genlab.run import RunConfig, build_model, is_run, read_config, write_config
+from genlab.data import TensorData, TokenData, data_info, load_corpus, load_data
+from genlab.data.tokenizers import load_tokenizer
+from genlab.errors import ConfigError, DataError, RunError
+from genlab.models.base import DataInfo
+from genlab.registry import get
+from genlab.run import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
+from genlab.training.checkpoint import load_tensors
 from genlab.training.distributed import Distributed
 from genlab.training.trainer import Trainer
 
@@ -64,11 +68,16 @@ def train(
     resume: bool = False,
     progress: bool = True,
     until: int | None = None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a new run into ``out`` (or continue it with ``resume``); returns a summary.
 
     ``until`` stops this session at that step (checkpointed); resume continues it.
+    ``init_from`` starts from another run's weights (same family and architecture; a text
+    run keeps that run's tokenizer): pretrain, then fine-tune on other data.
     """
+    if init_from is not None and resume:
+        raise ConfigError("--init-from starts a new run; --resume continues one: use one")
     out = Path(out)
     check_out_dir(out, resume)
     if resume:
@@ -77,44 +86,126 @@ def train(
         if family is None:
             raise ConfigError("name a model family, e.g. `genlab train vae`")
         cfg = RunConfig.new(family, preset, list(overrides))
+    init = None
+    if init_from is not None:
+        cfg, init = _init_config(cfg, Path(init_from), list(overrides))
     env = Distributed(cfg.train.device)
     quiet = not (progress and env.main)
-    train_set = load_data(cfg.data, "train", progress=not quiet)
-    test_set = load_data(cfg.data, "test", progress=not quiet)
-    info = data_info(train_set)
+    tokenizer = None
+    if get(cfg.family).data_kind == "text":
+        saved_tok = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
+        corpus = load_corpus(
+            cfg.data, load_tokenizer(saved_tok) if saved_tok else None, progress=not quiet
+        )
+        tokenizer, info = corpus.tokenizer, DataInfo.text(corpus.tokenizer.vocab_size)
+        train_data = _token_data(corpus.train, cfg, "training")
+        val_data = _token_data(corpus.val, cfg, "validation")
+        about = (
+            f"{corpus.text.name} ({len(corpus.train):,} training and {len(corpus.val):,} "
+            f"validation tokens, {cfg.data.tokenizer} vocabulary of {info.vocab_size:,}) "
+            f"from {corpus.text.source}"
+        )
+    else:
+        train_set = load_data(cfg.data, "train", progress=not quiet)
+        test_set = load_data(cfg.data, "test", progress=not quiet)
+        info = data_info(train_set)
+        train_data, val_data = TensorData.from_images(train_set), TensorData.from_images(test_set)
+        about = f"{train_set.name} {tuple(info.shape)} x {len(train_set.x)} from {train_set.source}"
     if resume:
-        _, saved_info = read_config(out)
-        if (tuple(saved_info.shape), saved_info.classes) != (tuple(info.shape), info.classes):
+        _, saved = read_config(out)
+        if (tuple(saved.shape), saved.classes, saved.vocab_size) != (
+            tuple(info.shape),
+            info.classes,
+            info.vocab_size,
+        ):
             raise RunError(
                 f"the data at {cfg.data.name!r} no longer matches the run "
-                f"({saved_info.shape} vs {info.shape}); restore it or start a new run"
+                f"({saved.shape or saved.vocab_size} vs {info.shape or info.vocab_size}); "
+                "restore it or start a new run"
             )
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
     model = build_model(cfg, info)
+    model.tokenizer = tokenizer
+    if init is not None:
+        _load_init_weights(model, init[0], init[1])
     # the trainer restores a resumed run's checkpoint here: a damaged one stops
     # us before anything on disk changes
     trainer = Trainer(
         out,
         cfg,
         model,
-        TensorData.from_images(train_set),
-        TensorData.from_images(test_set),
+        train_data,
+        val_data,
         resume=resume,
         progress=progress,
         dist_env=env,
     )
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
-        write_config(out, cfg, info)
+        if not resume:
+            write_config(out, cfg, info, init_from=init and str(init[0]))
+        else:
+            write_config(out, cfg, info, init_from=_saved_init(out))
+        if tokenizer is not None and not resume:
+            tokenizer.save(out / "tokenizer.json")
         if not quiet:
             n_params = sum(p.numel() for p in model.parameters())
             print(
-                f"genlab: {cfg.family} ({n_params / 1e6:.2f}M parameters) on "
-                f"{train_set.name} {tuple(info.shape)} x {len(train_set.x)} from {train_set.source}"
-                f"; device {env.device}, {env.world} process(es) -> {out}",
+                f"genlab: {cfg.family} ({n_params / 1e6:.2f}M parameters) on {about}"
+                + (f", starting from {init[0]} ({init[1]} weights)" if init else "")
+                + f"; device {env.device}, {env.world} process(es) -> {out}",
                 file=sys.stderr,
             )
     env.barrier()
     summary = trainer.fit(until=until)
     summary["config"] = dataclasses.asdict(cfg.train)
     return summary
+
+
+def _token_data(tokens: torch.Tensor, cfg: RunConfig, split: str) -> TokenData:
+    block = cfg.model.block_size
+    if len(tokens) < block + 2:
+        raise DataError(
+            f"the {split} split of {cfg.data.name!r} has {len(tokens)} tokens, too few for "
+            f"windows of model.block_size={block}; give more text or lower model.block_size"
+        )
+    return TokenData(tokens, block)
+
+
+def _init_config(cfg: RunConfig, src: Path, overrides: list[str]) -> tuple[RunConfig, tuple]:
+    """The new run's config with the architecture (and tokenizer) of run ``src``; model.*
+    overrides still apply (e.g. a new dropout)."""
+    if not is_run(src):
+        raise RunError(f"--init-from {src}: not a genlab run; give the --out folder of one")
+    saved, _ = read_config(src)
+    if saved.family != cfg.family:
+        raise ConfigError(
+            f"--init-from {src} holds a {saved.family} run; it cannot start a {cfg.family} run"
+        )
+    weights = "ema" if (src / WEIGHT_FILES["ema"]).exists() else "model"
+    if not (src / WEIGHT_FILES[weights]).exists():
+        raise RunError(f"--init-from {src} has saved no weights yet; train it first")
+    cfg = dataclasses.replace(cfg, model=saved.model)
+    if get(cfg.family).data_kind == "text":
+        data = dataclasses.replace(
+            cfg.data, tokenizer=saved.data.tokenizer, vocab_size=saved.data.vocab_size
+        )
+        cfg = dataclasses.replace(cfg, data=data)
+    cfg = apply_overrides(cfg, [o for o in overrides if o.startswith("model.")])
+    return cfg, (src, weights)
+
+
+def _load_init_weights(model, src: Path, weights: str) -> None:
+    try:
+        model.load_state_dict(load_tensors(src / WEIGHT_FILES[weights]))
+    except RuntimeError as e:
+        raise RunError(
+            f"--init-from {src}: its weights do not fit this model "
+            f"({str(e).splitlines()[0][:100]}); keep its model.* settings"
+        ) from None
+
+
+def _saved_init(out: Path) -> str | None:
+    from genlab.training.checkpoint import read_json
+
+    return read_json(out / "config.json").get("init_from")

@@ -269,6 +269,10 @@ class Trainer:
                         examples_per_s=window * tc.batch_size / (now - t_window),
                         elapsed_s=round(self.elapsed, 3),
                     )
+                    per = getattr(self.train_data, "tokens_per_example", 0)
+                    if per:  # text: training tokens seen (targets predicted)
+                        rec["tokens"] = self.examples * per
+                        rec["tokens_per_s"] = rec["examples_per_s"] * per
                     alarm = self.model.alarm(rec)
                     if alarm:
                         rec["alarm"] = alarm
@@ -432,7 +436,7 @@ class Trainer:
                     batch["step"] = self.step
                     with self._autocast():
                         out = self.model.loss(batch)
-                    b = len(batch["x"])
+                    b = batch.get("count", len(batch["x"]))  # text: tokens predicted
                     for k, v in out.items():
                         sums[k] = sums.get(k, 0.0) + v.float().item() * b
                     n += b
@@ -442,6 +446,13 @@ class Trainer:
                 **{f"val_{k}": v / n for k, v in sums.items()},
                 "val_examples": n,
             }
+            if hasattr(self.val_data, "tokens_per_example"):
+                # text: the mean over every token of the validation split, predicted once in
+                # non-overlapping windows of the model's context
+                rec["val_tokens"] = rec.pop("val_examples")
+                rec["val_protocol"] = (
+                    f"whole validation split, non-overlapping windows of {self.val_data.block}"
+                )
             self._log(log, rec)
             if self.model.selects_best and rec["val_loss"] < self.best_val:
                 self.best_val = rec["val_loss"]
@@ -454,16 +465,21 @@ class Trainer:
         return self.model.state_dict()
 
     def _write_samples(self) -> None:
-        from genlab.sample import save_images
+        from genlab.sample import save_images, save_texts
 
-        if self.model.data_kind != "images":
-            return
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(self.tc.seed)
+        text = self.model.data_kind == "text"
         with self._sampling_weights():
-            x = self.model.sample(self.tc.grid_size, generator=g)
+            if text:  # a few continuations of a new document
+                x = self.model.sample(4, generator=g, max_new_tokens=200)
+            else:
+                x = self.model.sample(self.tc.grid_size, generator=g)
         self.model.train()
-        save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        if text:
+            save_texts(x, self.run_dir / "samples" / f"step-{self.step:08d}.txt")
+        else:
+            save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
 
     def save_checkpoint(self) -> None:
         """Write one consistent checkpoint, then the latest weights for sampling.

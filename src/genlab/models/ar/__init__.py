@@ -1,0 +1,3 @@
+"""Autoregressive text models: a GPT and an LSTM/GRU, sharing one generation loop."""
+
+from genlab.models.ar import gpt, rnn  # noqa: F401  (importing registers them)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from PIL import Image
 
 from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
-from genlab.report.plots import line_plot
+from genlab.report.plots import line_plot, read_curves
 from genlab.report.text import text_section
 from genlab.run import load
 from genlab.sample import make_grid, to_uint8
@@ -47,20 +46,6 @@ def _binomial(p: float, n: int) -> tuple[float, float]:
     """95% normal interval of a share measured on n points."""
     half = 1.96 * math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
     return max(0.0, p - half), min(1.0, p + half)
-
-
-def _curves(run_dir: Path) -> tuple[dict, dict]:
-    train, val = ([], []), ([], [])
-    path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        rec = json.loads(line)
-        if "val_loss" in rec:
-            val[0].append(rec["step"])
-            val[1].append(rec["val_loss"])
-        elif "loss" in rec:
-            train[0].append(rec["step"])
-            train[1].append(rec["loss"])
-    return train, val
 
 
 def _sweeps(run, n: int, seed: int, progress: bool, **how) -> list[tuple[str, list, list]]:
@@ -131,7 +116,7 @@ def build_report(
         cols = k if getattr(run.config.model, "conditional", False) and 2 <= k <= 16 else 8
         x = run.sample(cols * 8, seed=seed)
         grids.append((name, _png_data_uri(make_grid(to_uint8(x), cols))))
-        train_curves[name], val_curves[name] = _curves(run.path)
+        train_curves[name], val_curves[name] = read_curves(run.path)
 
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = []

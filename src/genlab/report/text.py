@@ -12,11 +12,9 @@ are swept. Every point is an eval record cached in RUN/eval/, as for images.
 from __future__ import annotations
 
 import html
-import json
-from pathlib import Path
 
 from genlab.metrics.text_protocol import cached_evaluate_text
-from genlab.report.plots import line_plot
+from genlab.report.plots import line_plot, read_curves
 
 # (key, column title); shares in [0, 1] except the spans (words)
 COLUMNS = (
@@ -39,21 +37,6 @@ SWEPT = (  # what the sweep plots show (all shares)
 
 def _cell(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else html.escape(str(v)))
-
-
-def _curves(run_dir: Path) -> tuple[tuple[list, list], tuple[list, list]]:
-    train, val = ([], []), ([], [])
-    path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        rec = json.loads(line)
-        x = rec.get("tokens")
-        if "val_loss" in rec:
-            val[0].append(rec["step"])
-            val[1].append(rec["val_loss"])
-        elif "loss" in rec and x is not None:
-            train[0].append(rec["step"])
-            train[1].append(rec["loss"])
-    return train, val
 
 
 def text_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress: bool) -> str:
@@ -103,7 +86,7 @@ def text_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress:
                     ylabel="words",
                 )
             )
-        train_curves[name], val_curves[name] = _curves(run.path)
+        train_curves[name], val_curves[name] = read_curves(run.path)
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
     curves = [
         line_plot(train_curves, title="text: training loss", xlabel="step", ylabel="nats/token"),

@@ -112,6 +112,22 @@ class Block(nn.Module):
         return x + _drop(h, self.dropout, self.training)
 
 
+# what the Shakespeare presets share: the model (cpu and default differ in context) and
+# AdamW as nanoGPT sets it (decay 0.1, beta2 0.99), without an EMA of the weights
+_SMALL = {
+    "data.name": "tinyshakespeare",
+    "model.n_layer": 4,
+    "model.n_head": 4,
+    "model.n_embd": 256,
+}
+_ADAMW = {
+    "train.warmup_steps": 100,
+    "train.weight_decay": 0.1,
+    "train.betas": (0.9, 0.99),
+    "train.ema_decay": 0.0,
+}
+
+
 @register
 class GPT(LanguageModel):
     """GPT: a decoder-only Transformer language model (pre-norm, causal attention, tied weights)."""
@@ -122,37 +138,25 @@ class GPT(LanguageModel):
         # a small GPT with nanoGPT's context of 256 (Tiny Shakespeare unless --data says
         # otherwise): 1,000 steps of 12 x 256 tokens
         "default": {
-            "data.name": "tinyshakespeare",
-            "model.n_layer": 4,
-            "model.n_head": 4,
-            "model.n_embd": 256,
+            **_SMALL,
             "model.block_size": 256,
             "model.dropout": 0.1,
             "train.steps": 1000,
             "train.batch_size": 12,
             "train.lr": 1e-3,
-            "train.warmup_steps": 100,
-            "train.weight_decay": 0.1,
-            "train.betas": (0.9, 0.99),
-            "train.ema_decay": 0.0,
+            **_ADAMW,
             "train.eval_every": 250,
             "train.sample_every": 500,
         },
         # nanoGPT's CPU budget (2,000 steps of 12 x 64 tokens, 1.54M tokens) on Tiny
         # Shakespeare at character level: the figure it reaches is in the README
         "cpu": {
-            "data.name": "tinyshakespeare",
-            "model.n_layer": 4,
-            "model.n_head": 4,
-            "model.n_embd": 256,
+            **_SMALL,
             "model.block_size": 64,
             "train.steps": 2000,
             "train.batch_size": 12,
             "train.lr": 2e-3,
-            "train.warmup_steps": 100,
-            "train.weight_decay": 0.1,
-            "train.betas": (0.9, 0.99),
-            "train.ema_decay": 0.0,
+            **_ADAMW,
             "train.eval_every": 500,
             "train.sample_every": 1000,
         },
@@ -167,10 +171,7 @@ class GPT(LanguageModel):
             "train.steps": 5000,
             "train.batch_size": 64,
             "train.lr": 1e-3,
-            "train.warmup_steps": 100,
-            "train.weight_decay": 0.1,
-            "train.betas": (0.9, 0.99),
-            "train.ema_decay": 0.0,
+            **_ADAMW,
             "train.eval_every": 250,
             "train.sample_every": 1000,
             "train.precision": "bf16",

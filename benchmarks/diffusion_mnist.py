@@ -36,6 +36,7 @@ from mnist_session import next_command, session_parser, train_session  # noqa: E
 import genlab  # noqa: E402
 from genlab.data import load_data  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
+from genlab.fsutil import write_json  # noqa: E402
 from genlab.metrics.image import fid  # noqa: E402
 from genlab.metrics.protocol import (  # noqa: E402
     cached_features,
@@ -45,7 +46,6 @@ from genlab.metrics.protocol import (  # noqa: E402
     protocol_key,
 )
 from genlab.sample import save_images  # noqa: E402
-from genlab.training.checkpoint import write_json  # noqa: E402
 
 TARGET_FID = 3.0
 CURVE = [

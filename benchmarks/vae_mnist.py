@@ -47,7 +47,7 @@ from mnist_session import next_command, session_parser, train_session  # noqa: E
 import genlab  # noqa: E402
 from genlab.data import TensorData, load_data  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
-from genlab.training.checkpoint import write_json  # noqa: E402
+from genlab.fsutil import write_json  # noqa: E402
 
 PUBLISHED = {"vae": 89.9, "pythae_vae": 89.78, "iwae": 86.8, "vampprior": 85.6}
 TARGET_NATS = 86.0

@@ -80,3 +80,15 @@ def test_to_dict_is_plain_json():
     d = to_dict(apply_overrides(TrainConfig(), ["betas=0.1,0.2"]))
     assert d["betas"] == [0.1, 0.2]
     json.dumps(d)
+
+
+def test_unknown_key_hint_names_a_command_that_works(capsys):
+    from genlab.cli import main
+
+    with pytest.raises(ConfigError) as e:
+        RunConfig.new("vae", overrides=["model.latnt_dim=3"])
+    message = str(e.value)
+    assert "`genlab info --family FAMILY`" in message
+    hinted = message.split("`")[1].split()  # genlab info --family FAMILY
+    assert main([*hinted[1:-1], "vae"]) == 0
+    assert "model.latent_dim" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from genlab.data import DataConfig, load_data
 from genlab.data.fetch import cache_dir
 from genlab.data.images import load_images
 from genlab.errors import GenlabError
+from genlab.fsutil import read_json, write_json
 from genlab.metrics import features
 from genlab.metrics.features import (
     DomainClassifier,
@@ -23,7 +24,6 @@ from genlab.metrics.features import (
     get_classifier,
     train_classifier,
 )
-from genlab.training.checkpoint import read_json, write_json
 
 DIGITS = DataConfig(name="digits")
 

@@ -248,27 +248,52 @@ def test_mirror_url_gets_the_sample_with_a_plain_get(server, shared_data, monkey
 def test_nothing_reachable_is_one_line_with_advice(monkeypatch):
     monkeypatch.setenv("GENLAB_DATA_MIRROR", _dead_url())
     with pytest.raises(DataError) as e:
-        F.fetch("grimms", progress=False)
+        F.fetch("tinystories-2mb", progress=False)
     msg = str(e.value)
     assert "\n" not in msg
-    assert "grimms" in msg and "mirror" in msg and "127.0.0.1" in msg
+    assert "tinystories-2mb" in msg and "mirror" in msg and "127.0.0.1" in msg
     assert f"put the files in {F.cache_dir() / 'stories'}/" in msg
     assert _files_under(F.cache_dir()) == []
 
 
+def test_grimms_is_embedded_checked_and_never_fetched(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA_MIRROR", _dead_url())  # would fail if anything were fetched
+    kind, path = F.locate("grimms")
+    assert kind == "embedded" and path.is_file()
+    assert F.fetch("grimms", progress=False) == F.cache_dir()
+    assert F.read_embedded("grimms").decode("utf-8").startswith("Produced by Emma Dudding")
+    assert _files_under(F.cache_dir()) == []
+
+    # a damaged package file (one byte changed) and a missing one: one line, reinstall
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged = tmp_path / "grimms.txt.gz"
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(F, "_package_file", lambda e: damaged)
+    for call in (lambda: F.read_embedded("grimms"), lambda: F.fetch("grimms", progress=False)):
+        with pytest.raises(DataError, match="damaged .*reinstall genlab") as e:
+            call()
+        assert "\n" not in str(e.value)
+    damaged.unlink()
+    with pytest.raises(DataError, match="cannot be read .*reinstall genlab"):
+        F.read_embedded("grimms")
+    with pytest.raises(DataError, match="not embedded"):
+        F.read_embedded("tinyshakespeare")
+
+
 def test_missing_mirror_folder_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_DATA_MIRROR", str(tmp_path / "nowhere"))
-    assert F.locate("grimms") == ("download", None)
+    assert F.locate("tinyshakespeare") == ("download", None)
     with pytest.raises(DataError, match="does not exist"):
-        F.fetch("grimms", progress=False)
+        F.fetch("tinyshakespeare", progress=False)
 
 
 def test_connection_closed_mid_body_leaves_no_partial_file(server, shared_data, monkeypatch):
-    _copy(shared_data, server.root, ["stories/grimms_fairy_tales_pg2591.txt"])
-    server.truncate.add("stories/grimms_fairy_tales_pg2591.txt")
+    _copy(shared_data, server.root, ["tinyshakespeare/input.txt"])
+    server.truncate.add("tinyshakespeare/input.txt")
     monkeypatch.setenv("GENLAB_DATA_MIRROR", server.url)
     with pytest.raises(DataError) as e:
-        F.fetch("grimms", progress=False)
+        F.fetch("tinyshakespeare", progress=False)
     assert "\n" not in str(e.value)
     assert len(server.requests) == 1
     assert _files_under(F.cache_dir()) == []
@@ -325,7 +350,11 @@ def test_list_sets_and_embedded_digits(shared_data, monkeypatch):
     assert rows["digits"]["found"] == "embedded" and rows["digits"]["path"] is None
     assert rows["digits"]["kind"] == "images" and "BSD-3-Clause" in rows["digits"]["licence"]
     assert rows["mnist"]["found"] == "mirror" and rows["mnist"]["path"] == str(shared_data)
-    assert rows["grimms"]["kind"] == "text"
+    # grimms ships inside genlab: found at once, with its provenance and licence
+    assert rows["grimms"]["kind"] == "text" and rows["grimms"]["found"] == "embedded"
+    assert rows["grimms"]["path"].endswith("genlab/data/corpora/grimms.txt.gz")
+    assert "#2591" in rows["grimms"]["description"]
+    assert "public domain" in rows["grimms"]["licence"]
     for r in rows.values():
         assert set(r) == {"name", "kind", "description", "licence", "found", "path"}
 

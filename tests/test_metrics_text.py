@@ -191,11 +191,34 @@ def test_text_metrics_keys_and_values(corpus):
     # the only new n-grams are the ones starting with "zebra": 1 of 28 + 9 3-grams, 1 of 27 + 8
     assert full["novelty_3"] == pytest.approx(1 / 37) and full["novelty_4"] == pytest.approx(1 / 35)
     assert full["copied_span_max"] == 30 and full["copied_span_mean"] == 20
+    assert full["known_words"] == 0.0  # "zebra" is the only word of letters ("w12" is not)
     with pytest.raises(ValueError):
         text_metrics(["only one"], index)
 
 
+def test_known_words_hand_worked():
+    index = CorpusIndex("The cat sat on the mat. Tom's dog ran 3 miles!")
+    # words of letters: the dog sat | a cat cats ("42" and "," are not words); known: the, dog,
+    # sat, cat; pooled over the two texts: 4 of 6
+    assert index.known_words(["The dog sat", "A cat, 42 cats!"]) == pytest.approx(4 / 6)
+    assert index.known_words(["TOM'S"]) == 1.0  # tom, s: both in the corpus, case folded
+    assert index.known_words(["the thw"]) == 0.5
+    assert index.known_words(["3 , ."]) == 0.0 and index.known_words([]) == 0.0
+
+
 # --- real data ------------------------------------------------------------------------------
+
+
+def test_known_words_on_the_embedded_grimms():
+    from genlab.data.text import load_text
+
+    ts = load_text("grimms", progress=False)
+    index = CorpusIndex(ts.text("train"))
+    held_out = ts.text("val")
+    assert 0.95 < index.known_words([held_out]) < 1.0  # real text: a few names are new
+    letters = list(held_out)
+    random.Random(0).shuffle(letters)  # the same characters, no words
+    assert index.known_words(["".join(letters)]) < 0.3
 
 
 def test_tiny_shakespeare_index(shared_data):

@@ -1,10 +1,12 @@
 """Text corpora: the named sets' documents and splits, user files and folders, bad input."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from genlab.data.text import EOT, load_text, text_set_names
+from genlab.data.fetch import cache_dir
+from genlab.data.text import EOT, gutenberg_body, load_text, text_set_names
 from genlab.errors import DataError
 
 
@@ -46,14 +48,43 @@ def test_tinystories_is_split_into_whole_stories(mirror):
     assert docs[0].startswith("One day, a little girl named Lily found a needle")
 
 
-def test_grimms_loses_bom_crlf_and_gutenberg_header_and_footer(mirror):
+def test_grimms_is_embedded_without_bom_crlf_or_gutenberg_header_and_footer():
+    # no mirror and an empty cache (conftest): the tales ship inside genlab
     ts = load_text("grimms", progress=False)
-    text = ts.text("train") + ts.text("val")
+    assert ts.source == "embedded (genlab/data/corpora/grimms.txt.gz)"
+    assert ts.separator == "none" and len(ts.train) == len(ts.val) == 1
+    text = ts.train[0] + ts.val[0]
+    assert len(text) == 520_867 and len(ts.train[0]) == int(520_867 * 0.9)
     assert "\ufeff" not in text and "\r" not in text
     assert "*** START OF" not in text and "*** END OF" not in text
     assert not ts.train[0].startswith("The Project Gutenberg EBook")
     assert "Project Gutenberg Literary Archive Foundation" not in text  # the licence footer
     assert "HANSEL AND GRETEL" in text
+    assert load_text("grimms", progress=False) == ts
+    assert not any(cache_dir().rglob("*"))  # nothing fetched, nothing written
+
+
+def test_embedded_grimms_is_the_gutenberg_body_of_pg2591(shared_data):
+    """Provenance: the shipped text is what the loader makes of Project Gutenberg's file."""
+    source = shared_data / "stories" / "grimms_fairy_tales_pg2591.txt"
+    raw = source.read_bytes()
+    sums = dict(
+        line.split()[::-1] for line in (shared_data / "SHA256SUMS").read_text().splitlines()
+    )
+    assert hashlib.sha256(raw).hexdigest() == sums["./stories/grimms_fairy_tales_pg2591.txt"]
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # the eBook as published
+    ts = load_text("grimms", progress=False)
+    assert ts.train[0] + ts.val[0] == gutenberg_body(source)
+
+
+def test_gutenberg_body_needs_the_start_and_end_lines(tmp_path):
+    book = _write(
+        tmp_path / "book.txt", "\ufeffheader\r\n*** START OF X ***\r\n Tale.\r\n*** END OF X\r\n"
+    )
+    assert gutenberg_body(book) == "Tale."
+    _write(book, "no markers here")
+    with pytest.raises(DataError, match="no Project Gutenberg START/END lines"):
+        gutenberg_body(book)
 
 
 def test_pydoc_is_embedded_and_deterministic():

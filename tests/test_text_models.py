@@ -12,11 +12,14 @@ import torch
 import genlab
 from genlab.cli import main
 from genlab.data import TokenData
+from genlab.data.fetch import cache_dir
 from genlab.data.tokenizers import build_tokenizer
 from genlab.models.ar.generate import filter_logits, generate
 from genlab.models.ar.gpt import GPT, GPTConfig
 from genlab.models.ar.rnn import RNN, RNNConfig
 from genlab.models.base import DataInfo
+from genlab.registry import get, names
+from genlab.run import RunConfig
 
 VOCAB = 40
 REPO = Path(__file__).resolve().parents[1]
@@ -310,6 +313,28 @@ def test_bad_text_training_is_one_line_and_exit_2(tmp_path, capsys, args, messag
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("family", ["gpt", "rnn"])
+def test_tiny_preset_with_no_data_trains_on_the_embedded_grimms(tmp_path, capsys, family):
+    # conftest: an empty cache and no mirror; nothing may be fetched
+    out = tmp_path / "r"
+    code = main(["train", family, "--preset", "tiny", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["data"]["name"] == "grimms"
+    assert (out / "model.safetensors").is_file()
+    assert not any(cache_dir().rglob("*"))
+
+
+def test_each_family_defaults_to_data_of_its_kind_and_presets_still_choose():
+    for family in names():
+        expected = "grimms" if get(family).data_kind == "text" else "digits"
+        assert RunConfig.new(family, "tiny").data.name == expected, family
+    assert RunConfig.new("gpt").data.name == "tinyshakespeare"  # the presets that name data
+    assert RunConfig.new("gpt", "cpu").data.name == "tinyshakespeare"
+    assert RunConfig.new("gpt", "stories").data.name == "tinystories-2mb"
+    assert RunConfig.new("rnn").data.name == "tinyshakespeare"
+    assert RunConfig.new("rnn", "tiny", ["data.name=pydoc"]).data.name == "pydoc"
 
 
 def test_init_from_a_run_of_another_family_is_refused(pretrained, tmp_path, capsys):

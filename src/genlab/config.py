@@ -1,7 +1,8 @@
 """Dataclass configs: a strict JSON round trip and dotted overrides.
 
 Every configurable class has a dataclass beside it (``VAEConfig`` in
-``models/vae.py``, ``TrainConfig`` in ``training/trainer.py``). This module turns
+``models/vae.py``); ``TrainConfig``, which the trainer reads and every run records, lives
+here, below both. This module turns
 them into JSON and back, and applies the bare ``key=value`` arguments of the
 CLI, failing loudly on an unknown key or a value of the wrong type:
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from genlab.errors import ConfigError
@@ -21,6 +24,85 @@ from genlab.errors import ConfigError
 _NONE_WORDS = {"none", "null"}
 _TRUE_WORDS = {"true", "yes", "1", "on"}
 _FALSE_WORDS = {"false", "no", "0", "off"}
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # optimizer steps (the LR schedule spans them)
+    minutes: float | None = None  # stop after this much training time (schedule follows time)
+    batch_size: int = 128  # global batch: split over DDP ranks and accumulation steps
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear LR warm-up
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    grad_accum: int = 1  # micro-batches per optimizer step
+    ema_decay: float = 0.999  # 0 turns the EMA off
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA, or CPU for tests)
+    compile: bool = False  # torch.compile the model (CUDA)
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    log_every: int = 10  # steps between metrics.jsonl records
+    eval_every: int = 500  # steps between validation losses (0: only at the end)
+    eval_batches: int = 0  # validation batches (0: the whole split)
+    sample_every: int = 1000  # steps between sample grids (0: only at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
+    grid_size: int = 64  # samples in each grid
+    # a NaN/inf loss: "stop" (name the step and the last good checkpoint), or "rollback"
+    # to the last checkpoint with the learning rate halved, at most max_rollbacks times
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: int = 3
+    tensorboard: bool = False  # also write the curves and samples to RUN/tensorboard/
+
+    def __post_init__(self):
+        check_range(
+            "train",
+            self,
+            steps=(1, None),
+            batch_size=(1, None),
+            grad_accum=(1, None),
+            log_every=(1, None),
+            grid_size=(1, 4096),
+            lr=(0, None),  # 0 trains nothing, a way to measure the untrained start
+            weight_decay=(0, None),
+            warmup_steps=(0, None),
+            min_lr_ratio=(0, 1),
+            grad_clip=(0, None),
+            eval_every=(0, None),
+            eval_batches=(0, None),
+            sample_every=(0, None),
+            checkpoint_every=(0, None),
+            max_rollbacks=(0, None),
+            seed=(0, 2**63 - 1),
+        )
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("train.ema_decay must be in [0, 1)")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("train.betas must be two numbers in [0, 1), e.g. 0.9,0.999")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("train.minutes must be > 0")
+
+
+def check_range(section: str, cfg: Any, **limits: tuple[float | None, float | None]) -> None:
+    """Raise ValueError for the first field of ``cfg`` outside its closed range [low, high]
+    (None: unbounded); configs call it from ``__post_init__``:
+
+        check_range("model", self, latent_dim=(1, None), beta=(0, None))
+    """
+    for name, (low, high) in limits.items():
+        v = getattr(cfg, name)
+        if v is None:
+            continue
+        if (low is not None and v < low) or (high is not None and v > high):
+            if high is None:
+                want = f">= {low:g}"
+            elif low is None:
+                want = f"<= {high:g}"
+            else:
+                want = f"in [{low:g}, {high:g}]"
+            raise ValueError(f"{section}.{name} must be {want}, not {v}")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -80,7 +162,7 @@ def _set(cfg: Any, path: list[str], text: str, full: str) -> Any:
     if name not in {f.name for f in dataclasses.fields(cfg)}:
         close = [k for k in field_names(cfg) if k.split(".")[-1] == path[-1]]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown key {full!r}{hint}; `genlab info --keys FAMILY` lists them")
+        raise ConfigError(f"unknown key {full!r}{hint}; `genlab info --family FAMILY` lists them")
     if len(path) > 1:
         value = _set(getattr(cfg, name), path[1:], text, full)
     else:
@@ -88,7 +170,8 @@ def _set(cfg: Any, path: list[str], text: str, full: str) -> Any:
     try:
         return dataclasses.replace(cfg, **{name: value})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{full}={text}: {e}") from None
+        msg = str(e)  # a message that already names the key needs no prefix
+        raise ConfigError(msg if msg.startswith(full) else f"{full}={text}: {msg}") from None
 
 
 def _parse(tp: Any, text: str, key: str) -> Any:
@@ -146,6 +229,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value}: must be a finite number")
     if tp in (int, float, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):

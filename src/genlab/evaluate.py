@@ -3,8 +3,10 @@
     run = genlab.load("runs/vae")
     record = evaluate(run, metrics=("samples", "nll"), n=1000)   # also RUN/eval/metrics.json
 
-One record per protocol (weights, k, n, seed) is kept beside ``metrics.json``,
-which always holds the latest, so a new protocol never overwrites an old one.
+One record per protocol and weights (k, n, seed, and the sha256 of the weights file
+measured) is kept beside ``metrics.json``, which always holds the latest: a new protocol
+never overwrites an old one, and a run trained further gets new records while the old
+ones stay as its history. Every record names the training step of its weights.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from tqdm.auto import tqdm
 
 from genlab.data import TensorData, load_data
 from genlab.errors import GenlabError
+from genlab.fsutil import write_json
 from genlab.run import Run
-from genlab.training.checkpoint import write_json
 
 
 def evaluate(
@@ -104,12 +106,13 @@ def evaluate_likelihood(
         "n": n,
         "k": k,
         "seed": seed,
-        "weights": run.weights,
+        **run.identity(),
     }
     record = {**result, "protocol": protocol, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     folder = run.path / "eval"
     folder.mkdir(exist_ok=True)
-    write_json(folder / f"likelihood-{run.weights}-k{k}-n{n}-seed{seed}.json", record)
+    sha = run.weights_sha256[:10]
+    write_json(folder / f"likelihood-{run.weights}-{sha}-k{k}-n{n}-seed{seed}.json", record)
     if latest:
         write_json(folder / "metrics.json", record)
     return record
@@ -127,6 +130,6 @@ def _evaluate_text(run: Run, metrics, n: int, seed: int, controls, progress: boo
     full = run.model.check_controls(dict(controls or {}))
     folder = run.path / "eval"
     folder.mkdir(exist_ok=True)
-    write_json(folder / f"{text_key(metrics, n, seed, full, run.weights)}.json", rec)
+    write_json(folder / f"{text_key(metrics, n, seed, full, run.identity())}.json", rec)
     write_json(folder / "metrics.json", rec)
     return rec

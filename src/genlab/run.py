@@ -24,13 +24,12 @@ from typing import Any
 import torch
 
 from genlab import __version__
-from genlab.config import apply_overrides, from_dict, to_dict
-from genlab.data import DataConfig
+from genlab.config import TrainConfig, apply_overrides, from_dict, to_dict
+from genlab.data import DataConfig, DataInfo
 from genlab.errors import ConfigError, RunError
-from genlab.models.base import DataInfo, GenerativeModel
+from genlab.fsutil import load_tensors, read_json, sha256_file, tensors_metadata, write_json
+from genlab.models.base import GenerativeModel
 from genlab.registry import get
-from genlab.training.checkpoint import load_tensors, read_json
-from genlab.training.trainer import TrainConfig
 
 
 @dataclass
@@ -45,14 +44,19 @@ class RunConfig:
 
     @classmethod
     def new(cls, family: str, preset: str = "default", overrides: list[str] = ()) -> RunConfig:
-        """Defaults, then the family's preset, then the user's ``key=value`` overrides."""
+        """Defaults (the family's own data set, ``default_data``), then the family's preset,
+        then the user's ``key=value`` overrides.
+
+        cfg = RunConfig.new("gpt", "tiny", ["train.steps=5"])   # data.name "grimms"
+        """
         model_cls = get(family)
         if preset not in model_cls.presets:
             raise ConfigError(
                 f"the {family} family has no preset {preset!r}; "
                 f"presets: {', '.join(model_cls.presets)}"
             )
-        cfg = cls(family, model_cls.config_class(), preset=preset)
+        data = DataConfig(name=model_cls.default_data)
+        cfg = cls(family, model_cls.config_class(), data=data, preset=preset)
         preset_items = [f"{k}={_cli_text(v)}" for k, v in model_cls.presets[preset].items()]
         cfg = apply_overrides(cfg, preset_items)
         return apply_overrides(cfg, list(overrides))
@@ -97,8 +101,6 @@ def is_run(path: Path) -> bool:
 
 def write_config(run_dir: Path, cfg: RunConfig, info: DataInfo, **extra: Any) -> None:
     """config.json; ``extra`` keys (e.g. init_from) are recorded beside the configs."""
-    from genlab.training.checkpoint import write_json
-
     d = {"genlab_version": __version__, **cfg.to_dict(), "data_info": dataclasses.asdict(info)}
     d.update({k: v for k, v in extra.items() if v is not None})
     write_json(Path(run_dir) / "config.json", d)
@@ -129,18 +131,27 @@ def build_model(cfg: RunConfig, info: DataInfo) -> GenerativeModel:
 
 
 class Run:
-    """A trained run loaded for sampling: ``model`` in eval mode plus its configs."""
+    """A trained run loaded for sampling: ``model`` in eval mode plus its configs, and which
+    weights those are: ``weights`` (ema, model or best), ``weights_sha256`` (the file's
+    content: an evaluation record is keyed by it, so a record can never outlive its weights)
+    and ``step`` (the training step that wrote them; None when unknown)."""
 
     def __init__(
-        self, path: Path, cfg: RunConfig, info: DataInfo, model: GenerativeModel, weights: str
+        self,
+        path: Path,
+        cfg: RunConfig,
+        info: DataInfo,
+        model: GenerativeModel,
+        weights: str,
+        weights_sha256: str = "",
+        step: int | None = None,
     ):
-        self.path, self.config, self.info, self.model, self.weights = (
-            path,
-            cfg,
-            info,
-            model,
-            weights,
-        )
+        self.path, self.config, self.info, self.model = path, cfg, info, model
+        self.weights, self.weights_sha256, self.step = weights, weights_sha256, step
+
+    def identity(self) -> dict[str, Any]:
+        """What an evaluation record names as the weights it measured."""
+        return {"weights": self.weights, "weights_sha256": self.weights_sha256, "step": self.step}
 
     def sample(self, n: int, *, seed: int = 0, **controls: Any):
         """``n`` samples with the family's controls (unknown controls are errors): images
@@ -183,4 +194,25 @@ def load(run_dir: str | Path, weights: str = "auto", device: str | torch.device 
             f"{path} does not fit a {cfg.family} model with this config.json "
             f"({str(e).splitlines()[0][:100]})"
         ) from None
-    return Run(run_dir, cfg, info, model.to(device).eval(), weights)
+    return Run(
+        run_dir, cfg, info, model.to(device).eval(), weights, sha256_file(path), weights_step(path)
+    )
+
+
+def weights_step(path: Path) -> int | None:
+    """The training step that wrote a weights file: the trainer records it in the file's
+    metadata; files from before that carry none, and then model and EMA weights are those
+    of the latest checkpoint (written together), while best weights are unknown."""
+    step = tensors_metadata(path).get("step", "")
+    if step.isdigit():
+        return int(step)
+    if Path(path).name == WEIGHT_FILES["best"]:
+        return None
+    done = sorted((Path(path).parent / "state").glob("step-*"))
+    return int(done[-1].name.removeprefix("step-")) if done else None
+
+
+def current_sha256(run_dir: Path, weights: str) -> str | None:
+    """The sha256 of a run's ``weights`` file now (None if it is missing)."""
+    path = Path(run_dir) / WEIGHT_FILES.get(weights, "")
+    return sha256_file(path) if path.is_file() else None

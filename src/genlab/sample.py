@@ -11,9 +11,12 @@ save_texts(stories, "stories.txt", prompt="Once upon a time")   # or stories.jso
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +59,107 @@ def _pil(img: np.ndarray) -> Image.Image:
     return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
 
 
+GRID_MAX = 10_000  # images in one .png grid: more is no picture a person can look at
+
+
+def check_image_output(out: str | Path, n: int) -> None:
+    """Refuse, before any sampling, an output that cannot take ``n`` images: an unknown
+    extension, or a grid too large to look at. A folder/ and an .npz are written as the
+    samples come, so any ``n`` fits in memory."""
+    out_s = str(out)
+    if out_s.endswith(("/", os.sep)):
+        return
+    suffix = Path(out_s).suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise GenlabError(
+            f"{out_s}: unknown output type {suffix or '(none)'}; use .png (a grid), "
+            ".npz (arrays) or a path ending in / (one PNG per sample)"
+        )
+    if suffix == ".png" and n > GRID_MAX:
+        raise GenlabError(
+            f"a grid of {n:,} images is more than anyone can look at (at most {GRID_MAX:,}); "
+            "write a folder/ or an .npz (both streamed)"
+        )
+
+
+def save_image_batches(
+    batches: Iterator[tuple[torch.Tensor, list[int] | None]],
+    out: str | Path,
+    n: int,
+    nrow: int | None = None,
+) -> Path:
+    """Write ``n`` samples that come in (x, labels) batches, holding one batch at a time:
+    a folder/ gets each batch's PNGs, an .npz each batch's bytes (its arrays' sizes are
+    known up front, so they stream into the zip); a .png grid is assembled and written once
+    (at most GRID_MAX images)."""
+    out_s = str(out)
+    if out_s.endswith(("/", os.sep)):
+        folder = Path(out_s)
+        folder.mkdir(parents=True, exist_ok=True)
+        i = 0
+        for x, _ in batches:
+            for img in to_uint8(x):
+                _pil(img).save(folder / f"{i:06d}.png")
+                i += 1
+        return folder
+    path = Path(out_s)
+    if path.suffix.lower() == ".npz":
+        return _stream_npz(batches, path, n)
+    parts, labels = [], []
+    for x, y in batches:
+        parts.append(to_uint8(x))
+        labels += y or []
+    return _save_array(np.concatenate(parts), out, labels or None, nrow)
+
+
+def _stream_npz(batches, path: Path, n: int) -> Path:
+    """An .npz as np.savez_compressed writes it (x: uint8 (N, H, W, C); y: int64 labels),
+    written batch by batch: each array's .npy header names its shape before the data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    labels: list[int] = []
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            with zf.open("x.npy", "w", force_zip64=True) as f:
+                header = False
+                for x, y in batches:
+                    part = to_uint8(x)
+                    if not header:
+                        shape = (n, *part.shape[1:])
+                        np.lib.format.write_array_header_2_0(
+                            f, {"descr": "|u1", "fortran_order": False, "shape": shape}
+                        )
+                        header = True
+                    f.write(np.ascontiguousarray(part).tobytes())
+                    labels += y or []  # 8 bytes a sample: small beside the images
+            if labels:
+                zf.writestr("y.npy", _npy(np.asarray(labels, dtype=np.int64)))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
 def save_images(
     x: torch.Tensor, out: str | Path, labels: list[int] | None = None, nrow: int | None = None
 ) -> Path:
     """Write samples where the extension of ``out`` says: .png grid, .npz, or folder/."""
     out_s = str(out)
-    images = to_uint8(x)
     if out_s.endswith(("/", os.sep)):
-        folder = Path(out_s)
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(images):
-            _pil(img).save(folder / f"{i:06d}.png")
-        return folder
-    path = Path(out_s)
+        return save_image_batches(iter([(x, labels)]), out, len(x))
+    return _save_array(to_uint8(x), out, labels, nrow)
+
+
+def _save_array(
+    images: np.ndarray, out: str | Path, labels: list[int] | None, nrow: int | None
+) -> Path:
+    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
@@ -92,10 +183,12 @@ TEXT_RULE = "=" * 24  # the line between samples in a .txt file
 
 
 def save_texts(
-    texts: list[str], out: str | Path, prompt: str = "", meta: dict | None = None
+    texts: Iterable[str], out: str | Path, prompt: str = "", meta: dict | None = None
 ) -> Path:
     """Write text samples: ``.txt`` (each sample as prompt + continuation, a rule of "="
-    between them) or ``.jsonl`` (one {"i", "prompt", "text", ...meta} object a line)."""
+    between them) or ``.jsonl`` (one {"i", "prompt", "text", ...meta} object a line).
+    ``texts`` may be a generator: each sample is written as it comes (into a temporary file
+    that replaces ``out`` at the end), so any number of samples fits."""
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".jsonl"):
@@ -103,15 +196,16 @@ def save_texts(
             f"{path}: unknown output type {suffix or '(none)'} for text; use .txt or .jsonl"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".txt":
-        body = f"\n{TEXT_RULE}\n".join(prompt + t for t in texts) + "\n"
-    else:
-        body = "".join(
-            json.dumps({"i": i, "prompt": prompt, "text": t, **(meta or {})}, ensure_ascii=False)
-            + "\n"
-            for i, t in enumerate(texts)
-        )
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for i, t in enumerate(texts):
+                if suffix == ".txt":
+                    f.write(("" if i == 0 else f"{TEXT_RULE}\n") + prompt + t + "\n")
+                else:
+                    rec = {"i": i, "prompt": prompt, "text": t, **(meta or {})}
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

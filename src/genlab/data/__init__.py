@@ -12,12 +12,32 @@ windows of the model's context: ``TokenData(tokens, block=64).batch(idx)`` gives
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from genlab.models.base import DataInfo
+
+@dataclass
+class DataInfo:
+    """What a model must know about its data to be built (saved in config.json)."""
+
+    kind: str  # "images" or "text"
+    shape: tuple[int, ...] = ()  # (C, H, W) for images
+    classes: list[str] = field(default_factory=list)
+    vocab_size: int = 0  # text: the tokenizer's vocabulary
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def images(cls, shape: tuple[int, int, int], classes: list[str] | None = None) -> DataInfo:
+        return cls("images", tuple(shape), list(classes or []))
+
+    @classmethod
+    def text(cls, vocab_size: int) -> DataInfo:
+        return cls("text", vocab_size=int(vocab_size))
 
 
 @dataclass

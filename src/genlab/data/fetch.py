@@ -4,7 +4,8 @@
 
 A name resolves in this order (DESIGN.md, "Named data sets"):
 
-1. embedded: shipped inside a dependency (digits, in scikit-learn); nothing to fetch.
+1. embedded: shipped inside genlab (grimms, a gzip file under genlab/data/corpora/, checked by
+   sha256 when read) or inside a dependency (digits, in scikit-learn); nothing to fetch.
 2. the cache, `$GENLAB_CACHE` (default `~/.cache/genlab`): used when every file's sha256 is
    right. A file whose hash is wrong is reported on stderr and never used; it is re-fetched.
 3. the mirror, `$GENLAB_DATA_MIRROR`: a local folder (verified, then used in place, not copied)
@@ -20,6 +21,7 @@ source never leaves a half or wrong file under the real name.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -61,6 +63,15 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class EmbeddedFile:
+    """A gzip file shipped inside the genlab package, checked by sha256 whenever it is read."""
+
+    resource: str  # path under the genlab.data package, e.g. "corpora/grimms.txt.gz"
+    sha256: str  # of the .gz file as shipped
+    size: int  # bytes of the .gz file
+
+
+@dataclass(frozen=True)
 class NamedSet:
     """A data set known by name; `files` is empty for embedded sets."""
 
@@ -70,6 +81,7 @@ class NamedSet:
     licence: str
     citation: str
     files: tuple[RemoteFile, ...]
+    embedded: EmbeddedFile | None = None  # shipped inside genlab (else in a dependency)
 
 
 def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
@@ -184,17 +196,22 @@ NAMED_SETS: dict[str, NamedSet] = {
         NamedSet(
             name="grimms",
             kind="text",
-            description="Grimms' Fairy Tales, Project Gutenberg eBook #2591 (UTF-8 with BOM, CRLF)",
-            licence="public domain (Project Gutenberg)",
+            description="Grimms' Fairy Tales, 520,867 characters: Project Gutenberg eBook #2591 "
+            "without its header and footer (embedded in genlab, 183 kB gzipped)",
+            licence="public domain (Project Gutenberg eBook #2591, "
+            "https://www.gutenberg.org/ebooks/2591)",
             citation="Jacob and Wilhelm Grimm, Grimms' Fairy Tales, trans. Edgar Taylor and "
             "Marian Edwardes, Project Gutenberg eBook #2591",
-            files=(
-                RemoteFile(
-                    path="stories/grimms_fairy_tales_pg2591.txt",
-                    sha256="4d909d18d528fbf393a06ecc05487006d6983f69d55a16138e4bc7642213eb90",
-                    size=549746,
-                    urls=("https://www.gutenberg.org/cache/epub/2591/pg2591.txt",),
-                ),
+            files=(),
+            # The text genlab's loader made of pg2591.txt (sha256 4d909d18...eb90, 549,746 bytes;
+            # BOM and CR dropped, the text between the "*** START OF" and "*** END OF" lines,
+            # stripped), UTF-8, gzip level 9 with mtime 0. Embedded so that the demo and the
+            # text families' tiny presets read English stories with no network; the tests
+            # check it against the Gutenberg file where ../shared/data has it.
+            embedded=EmbeddedFile(
+                resource="corpora/grimms.txt.gz",
+                sha256="8b442830ba245767fd5399d0dba55008ed7024291b10bf8451762a27f5318646",
+                size=183099,
             ),
         ),
         NamedSet(
@@ -256,11 +273,12 @@ def _complete(folder: Path, files: tuple[RemoteFile, ...]) -> bool:
 def locate(name: str) -> tuple[str, Path | None]:
     """Where `fetch(name)` would find the set, without downloading or hashing.
 
-    Returns ("embedded", None), ("cache", folder), ("mirror", folder) or ("download", None).
+    Returns ("embedded", the package file or None where a dependency holds the set),
+    ("cache", folder), ("mirror", folder) or ("download", None).
     """
     s = _named(name)
     if not s.files:
-        return "embedded", None
+        return "embedded", _package_file(s.embedded) if s.embedded else None
     if _complete(cache_dir(), s.files):
         return "cache", cache_dir()
     mirror = _mirror()
@@ -287,6 +305,37 @@ def list_sets() -> list[dict]:
     return rows
 
 
+def _package_file(e: EmbeddedFile) -> Path:
+    return Path(__file__).resolve().parent / e.resource
+
+
+def read_embedded(name: str) -> bytes:
+    """The bytes of a set embedded in genlab, decompressed, after checking the file's sha256.
+
+        text = read_embedded("grimms").decode("utf-8")   # the 520,867 characters of the tales
+
+    Raises DataError (one line) when the set is not embedded in genlab, or when its file is
+    missing or damaged (a broken install: reinstall genlab).
+    """
+    s = _named(name)
+    if s.embedded is None:
+        raise DataError(f"{name} is not embedded in genlab; use fetch({name!r}) instead")
+    path = _package_file(s.embedded)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(
+            f"{name}: the embedded file {path} cannot be read ({e.strerror or e}); "
+            "reinstall genlab (pip install --force-reinstall genlab, or -e . in a clone)"
+        ) from None
+    if len(data) != s.embedded.size or hashlib.sha256(data).hexdigest() != s.embedded.sha256:
+        raise DataError(
+            f"{name}: the embedded file {path} is damaged (size or sha256 mismatch); "
+            "reinstall genlab (pip install --force-reinstall genlab, or -e . in a clone)"
+        )
+    return gzip.decompress(data)  # the bytes shipped, so a failure here is a bug in genlab
+
+
 def _good(path: Path, f: RemoteFile) -> bool:
     """True when `path` is a file with `f`'s size and sha256; False when absent or wrong."""
     try:
@@ -311,6 +360,8 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     s = _named(name)
     cache = cache_dir()
     if not s.files:
+        if s.embedded:
+            read_embedded(name)  # so `genlab data fetch grimms` says when the package is damaged
         return cache
 
     # 2. the cache: a file with the wrong hash is reported and never used.
@@ -522,10 +573,12 @@ def _one_line(reason: object) -> str:
 
 __all__ = [
     "NAMED_SETS",
+    "EmbeddedFile",
     "NamedSet",
     "RemoteFile",
     "cache_dir",
     "fetch",
     "list_sets",
     "locate",
+    "read_embedded",
 ]

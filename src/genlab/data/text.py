@@ -4,9 +4,11 @@
 
 `name` is a named set, the embedded set "pydoc", or a path:
 
-- "tinyshakespeare", "tinystories-2mb", "grimms": `fetch(name)` (cache, mirror or download;
+- "grimms": embedded in genlab (Grimms' Fairy Tales, Project Gutenberg eBook #2591 without its
+  header and footer, gzipped under genlab/data/corpora/, sha256-checked). Nothing to fetch.
+- "tinyshakespeare", "tinystories-2mb": `fetch(name)` (cache, mirror or download;
   sha256-checked). TinyStories loses the story cut off by its 2 MiB cut (what follows the last
-  `<|endoftext|>`); Grimms loses the Project Gutenberg header and footer.
+  `<|endoftext|>`).
 - "pydoc": the topic pages of Python's own help (`pydoc_data.topics`, ~0.5 MB of English that
   ships with CPython), one document per topic, sorted by topic name. Nothing to fetch.
 - a text file, or a folder: every `*.txt` and `*.md` file under it (recursively, sorted by
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from genlab.data.fetch import NAMED_SETS, cache_dir, fetch
+from genlab.data.fetch import NAMED_SETS, cache_dir, fetch, read_embedded
 from genlab.errors import DataError
 
 EOT = "<|endoftext|>"
@@ -130,13 +132,14 @@ def _named(name: str, progress: bool) -> tuple[list[str], str]:
         raise DataError(
             f"{name} is not a text data set; give one of {', '.join(text_set_names())} or a path"
         )
+    if s.embedded is not None:
+        text = read_embedded(name).decode("utf-8")  # stored as the loader below would read it
+        return [text], f"embedded (genlab/data/{s.embedded.resource})"
     folder = fetch(name, progress=progress)
     path = folder / s.files[0].path
     text = _read(path)
     if name == "tinystories-2mb":
         text = text[: text.rindex(EOT) + len(EOT)]  # the 2 MiB cut ends mid-story
-    elif name == "grimms":
-        text = _gutenberg_body(text)
     where = "cache" if folder == cache_dir() else "mirror"
     return [text], f"{where} {path}"
 
@@ -193,13 +196,21 @@ def _split_documents(text: str, separator: str) -> list[str]:
     return [text]
 
 
-def _gutenberg_body(text: str) -> str:
-    """The text between the "*** START OF" and "*** END OF" lines of a Gutenberg eBook."""
+def gutenberg_body(path: Path) -> str:
+    """A Project Gutenberg eBook's text between its "*** START OF" and "*** END OF" lines,
+    read as `load_text` reads files and stripped: how the embedded "grimms" was made of
+    pg2591.txt (the tests check that it still is).
+
+        text = gutenberg_body(Path("pg2591.txt"))
+    """
+    text = _read(path)
     start = re.search(r"^\*\*\* ?START OF.*$", text, re.MULTILINE)
     end = re.search(r"^\*\*\* ?END OF", text, re.MULTILINE)
     if start is None or end is None or end.start() < start.end():
-        raise DataError("no Project Gutenberg START/END lines found; delete the cached copy")
+        raise DataError(
+            f"{path}: no Project Gutenberg START/END lines found; give a Gutenberg eBook's .txt"
+        )
     return text[start.end() : end.start()].strip()
 
 
-__all__ = ["EOT", "SEPARATORS", "TextSet", "load_text", "text_set_names"]
+__all__ = ["EOT", "SEPARATORS", "TextSet", "gutenberg_body", "load_text", "text_set_names"]

@@ -35,9 +35,8 @@ from tqdm.auto import tqdm
 from genlab.data import Batcher, DataConfig, load_data
 from genlab.data.fetch import cache_dir
 from genlab.errors import GenlabError, RunError
-from genlab.fsutil import write_bytes_atomic
+from genlab.fsutil import read_json, write_bytes_atomic, write_json
 from genlab.models.layers import Downsample, ResBlock, group_norm, resolution_levels
-from genlab.training.checkpoint import read_json, write_json
 
 # Part of every fingerprint: bump it when the architecture or the training recipe changes,
 # so cached classifiers trained the old way are not reused.

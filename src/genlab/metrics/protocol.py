@@ -126,9 +126,8 @@ def evaluate_samples(
         progress=progress,
         splits=splits,
     )
-    rec["protocol"].update(
-        controls=run.model.check_controls(dict(controls or {})), weights=run.weights
-    )
+    rec["protocol"].update(controls=run.model.check_controls(dict(controls or {})))
+    rec["protocol"].update(run.identity())  # weights, their sha256 and training step
     return rec
 
 
@@ -246,7 +245,7 @@ def score_samples(
     Features of real images are cached by content, and so is the floor's record.
     ``splits``: the (train, test) ImageSets of ``data`` when the caller has them loaded."""
     from genlab.data.fetch import cache_dir
-    from genlab.training.checkpoint import read_json, write_json
+    from genlab.fsutil import read_json, write_json
 
     if splits is None:
         splits = load_data(data, "train", progress), load_data(data, "test", progress)
@@ -326,6 +325,8 @@ def score_samples(
         "controls": None,
         "labels": "as requested of each sample" if labels is not None else None,
         "weights": None,
+        "weights_sha256": None,
+        "step": None,
         "data": data.name,
         "precision_recall_k": 3,
         "density_coverage_k": 5,
@@ -365,19 +366,22 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, list[int] | None]:
 
 
 def protocol_key(rec: dict) -> str:
-    """A file name that differs whenever the protocol does (extractor, n, seed, controls...)."""
+    """A file name that differs whenever the protocol or the weights measured do (extractor,
+    n, seed, controls, the weights file's sha256...)."""
     p = rec["protocol"]
     clf = (p.get("class_probabilities") or {}).get("weights_sha256")
-    return _key(p["extractor"], clf, p["n_generated"], p["seed"], p["controls"], p["weights"])
+    return _key(p["extractor"], clf, p["n_generated"], p["seed"], p["controls"], p)
 
 
-def _key(extractor: dict, clf: str | None, n: int, seed: int, controls: dict, weights: str) -> str:
+def _key(extractor: dict, clf: str | None, n: int, seed: int, controls: dict, who: dict) -> str:
+    """``who``: the weights measured (``Run.identity()``): their kind and content."""
     fields = {
         "real_split": "test",
         "n_generated": n,
         "seed": seed,
         "controls": controls,
-        "weights": weights,
+        "weights": who.get("weights"),
+        "weights_sha256": who.get("weights_sha256"),
         "extractor": extractor.get("weights_sha256", extractor["name"]),
         "class_probabilities": clf,
         "floor_version": FLOOR_VERSION,
@@ -397,9 +401,10 @@ def cached_evaluate_samples(
     progress: bool = True,
 ) -> dict[str, Any]:
     """``evaluate_samples``, read from RUN/eval/ when this exact protocol was measured
-    before (a second report is fast); a new record is written beside the others and
-    does not replace RUN/eval/metrics.json."""
-    from genlab.training.checkpoint import read_json, write_json
+    before on these very weights (the key holds their sha256: a run trained further gets
+    new records, and its old ones stay as history); a new record is written beside the
+    others and does not replace RUN/eval/metrics.json."""
+    from genlab.fsutil import read_json, write_json
 
     data = run.config.data
     splits = load_data(data, "train", progress), load_data(data, "test", progress)
@@ -409,7 +414,8 @@ def cached_evaluate_samples(
         ex = get_extractor(extractor, data, splits, inception=inception, progress=progress)
     full = run.model.check_controls(dict(controls or {}))
     clf_sha = clf.weights_sha256 if clf is not None else None
-    path = run.path / "eval" / f"{_key(ex.protocol(), clf_sha, n, seed, full, run.weights)}.json"
+    key = _key(ex.protocol(), clf_sha, n, seed, full, run.identity())
+    path = run.path / "eval" / f"{key}.json"
     if path.exists():
         return read_json(path)
     rec = evaluate_samples(

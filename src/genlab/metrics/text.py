@@ -6,6 +6,7 @@ include punctuation. Pure Python and numpy; no model is needed.
     index = CorpusIndex(train_text)            # once per training corpus (~0.5 s for 1 MB)
     text_metrics(samples, index)               # {"distinct_1": 0.41, "self_bleu": 0.23, ...}
     index.longest_copied_span(samples[0])      # (12, "once upon a time , there was a little ...")
+    index.known_words(samples)                 # 0.93: share of the words the corpus uses
 """
 
 from __future__ import annotations
@@ -185,6 +186,19 @@ class CorpusIndex:
             total += len(queries)
         return new / total if total else 0.0
 
+    def known_words(self, texts: list[str]) -> float:
+        """Readability: the share of the texts' words (word tokens of letters only, so no
+        punctuation or numbers) that occur somewhere in the corpus, pooled over texts.
+
+        Real held-out text of the corpus scores near 1; made-up words ("thenk", "wald") lower
+        it. 0.0 when the texts have no words.
+
+            CorpusIndex("The cat sat.").known_words(["the dog sat", "a cat"])  # -> 3/5 = 0.6
+        """
+        tokens = [w for t in texts for w in words(t) if w.isalpha()]
+        known = sum(w in self.vocab for w in tokens)
+        return known / len(tokens) if tokens else 0.0
+
     def longest_copied_span(self, text: str) -> tuple[int, str]:
         """The longest run of consecutive words of `text` that occurs contiguously in the corpus.
 
@@ -226,8 +240,9 @@ def text_metrics(samples: list[str], index: CorpusIndex | None = None) -> dict[s
     """Diversity and repetition of `samples`, and with a training-corpus index, their copying.
 
     text_metrics(samples, CorpusIndex(train_text))
-    # -> distinct_1/2/3, self_bleu, repetition_rate, novelty_3, novelty_4 (share of new word
-    #    3- and 4-grams), copied_span_max, copied_span_mean (longest copied span, in words)
+    # -> distinct_1/2/3, self_bleu, repetition_rate, known_words (share of words the corpus
+    #    uses), novelty_3, novelty_4 (share of new word 3- and 4-grams), copied_span_max,
+    #    copied_span_mean (longest copied span, in words)
 
     Needs at least 2 samples (self-BLEU compares each sample with the others).
     """
@@ -235,6 +250,7 @@ def text_metrics(samples: list[str], index: CorpusIndex | None = None) -> dict[s
     out["self_bleu"] = self_bleu(samples)
     out["repetition_rate"] = repetition_rate(samples)
     if index is not None:
+        out["known_words"] = index.known_words(samples)
         out["novelty_3"] = index.novelty(samples, 3)
         out["novelty_4"] = index.novelty(samples, 4)
         spans = [float(index.longest_copied_span(s)[0]) for s in samples]

@@ -89,7 +89,7 @@ def evaluate_text(
     full = model.check_controls(dict(controls or {}))
     protocol: dict[str, Any] = {
         "data": run.config.data.name,
-        "weights": run.weights,
+        **run.identity(),  # weights, their sha256 and training step
         "split": "validation",
         "tokenizer": f"{corpus.tokenizer.kind} ({corpus.tokenizer.vocab_size} ids)",
     }
@@ -129,9 +129,17 @@ def evaluate_text(
     return record
 
 
-def text_key(metrics, n: int, seed: int, controls: dict, weights: str) -> str:
-    """A file name that differs whenever the protocol does."""
-    fields = {"metrics": sorted(metrics), "n": n, "seed": seed, "c": controls, "w": weights}
+def text_key(metrics, n: int, seed: int, controls: dict, who: dict) -> str:
+    """A file name that differs whenever the protocol or the weights measured do
+    (``who``: ``Run.identity()``, with the weights file's sha256)."""
+    fields = {
+        "metrics": sorted(metrics),
+        "n": n,
+        "seed": seed,
+        "c": controls,
+        "w": who.get("weights"),
+        "sha": who.get("weights_sha256"),
+    }
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return f"text-{'-'.join(sorted(metrics))}-n{n}-seed{seed}-{digest}"
 
@@ -145,11 +153,12 @@ def cached_evaluate_text(
     metrics=("samples",),
     progress: bool = True,
 ) -> dict[str, Any]:
-    """``evaluate_text``, read from RUN/eval/ when this protocol was measured before."""
-    from genlab.training.checkpoint import read_json, write_json
+    """``evaluate_text``, read from RUN/eval/ when this protocol was measured before on these
+    very weights."""
+    from genlab.fsutil import read_json, write_json
 
     full = run.model.check_controls(dict(controls or {}))
-    path = run.path / "eval" / f"{text_key(metrics, n, seed, full, run.weights)}.json"
+    path = run.path / "eval" / f"{text_key(metrics, n, seed, full, run.identity())}.json"
     if path.exists():
         return read_json(path)
     rec = evaluate_text(

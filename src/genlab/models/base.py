@@ -12,12 +12,14 @@ them. Kept small on purpose:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from genlab.data import DataInfo  # noqa: F401  (re-exported: models are built from it)
 from genlab.errors import ConfigError
 
 
@@ -47,36 +49,16 @@ class Control:
                 continue
             try:
                 v = self.type(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ConfigError(f"{name}={value!r}: expected {self.type.__name__}") from None
+            if isinstance(v, float) and not math.isfinite(v):  # NaN passes every comparison
+                raise ConfigError(f"{name}={v} is not a finite number")
             if self.low is not None and v < self.low or self.high is not None and v > self.high:
                 raise ConfigError(f"{name}={v} is outside [{self.low}, {self.high}]")
             if self.choices is not None and v not in self.choices:
                 raise ConfigError(f"{name}={v!r} is not one of {', '.join(map(str, self.choices))}")
             out.append(v)
         return out if self.many and isinstance(value, (list, tuple)) else out[0]
-
-
-@dataclass
-class DataInfo:
-    """What a model must know about its data to be built (saved in config.json)."""
-
-    kind: str  # "images" or "text"
-    shape: tuple[int, ...] = ()  # (C, H, W) for images
-    classes: list[str] = field(default_factory=list)
-    vocab_size: int = 0  # text: the tokenizer's vocabulary
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @classmethod
-    def images(cls, shape: tuple[int, int, int], classes: list[str] | None = None) -> DataInfo:
-        return cls("images", tuple(shape), list(classes or []))
-
-    @classmethod
-    def text(cls, vocab_size: int) -> DataInfo:
-        return cls("text", vocab_size=int(vocab_size))
 
 
 class GenerativeModel(nn.Module):
@@ -86,6 +68,9 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str]
     config_class: ClassVar[type]
     data_kind: ClassVar[str] = "images"
+    # the data set a run uses when neither its preset nor the user names one: embedded, so
+    # that every family trains with no network (text families: Grimms' tales)
+    default_data: ClassVar[str] = "digits"
     controls: ClassVar[dict[str, Control]] = {}
     # dotted overrides by name: "default" (what `genlab train FAMILY` uses) and "tiny"
     # (a seconds-long run the registry-wide tests train, resume and sample) at least

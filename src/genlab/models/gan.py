@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from genlab.config import check_range
 from genlab.errors import ConfigError
 from genlab.models.base import Control, DataInfo, GenerativeModel
 from genlab.models.layers import group_norm, label_tensor, resolution_levels, slerp
@@ -55,6 +56,9 @@ class GANConfig:
             raise ValueError("latent_dim, width and n_critic must be >= 1")
         if self.r1_gamma < 0 or self.gp_weight < 0 or self.d_lr_ratio <= 0:
             raise ValueError("r1_gamma and gp_weight must be >= 0, d_lr_ratio > 0")
+        check_range("model", self, max_width=(1, None), d_lr_ratio=(None, 1000))
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("model.beta1 and model.beta2 must be in [0, 1)")
         unknown = {p for p in self.diffaug.split(",") if p} - set(AUGMENTS)
         if unknown:
             raise ValueError(

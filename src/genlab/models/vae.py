@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import check_range
 from genlab.errors import ConfigError
 from genlab.models.base import Control, DataInfo, GenerativeModel
 from genlab.models.layers import (
@@ -53,6 +54,9 @@ class VAEConfig:
             raise ValueError("latent_dim and width must be >= 1, blocks >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        check_range(
+            "model", self, max_width=(1, None), beta=(0, None), kl_warmup_steps=(0, None)
+        )
 
 
 @register

@@ -65,6 +65,15 @@ def _sweeps(run, n: int, seed: int, progress: bool, **how) -> list[tuple[str, li
     ]
 
 
+def _measured(rec: dict) -> str:
+    """Which weights a record measured: 'EMA weights at step 1,500'."""
+    p = rec.get("protocol", {})
+    kind = {"ema": "EMA weights", "model": "latest weights", "best": "best weights"}
+    step = p.get("step")
+    where = f"step {step:,}" if isinstance(step, int) else "step unknown"
+    return f"{kind.get(p.get('weights'), 'weights')} at {where}"
+
+
 def _cell(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else html.escape(str(v)))
 
@@ -126,7 +135,8 @@ def build_report(
         floor = "".join(f"<td>{_cell(rec['floor'].get(c))}</td>" for c in COLUMNS)
         body.append(
             f'<tr><td class="l">{html.escape(name)}<br><span class="small">'
-            f"{run.config.family}, FID 95% [{_cell(lo)}, {_cell(hi)}]</span></td>"
+            f"{run.config.family}, {_measured(rec)}, FID 95% [{_cell(lo)}, {_cell(hi)}]</span>"
+            "</td>"
             f'{cells}</tr><tr class="floor"><td class="l">floor (real train subset)'
             f"</td>{floor}</tr>"
         )

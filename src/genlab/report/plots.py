@@ -7,9 +7,10 @@ svg = line_plot({"fid": (xs, ys)}, errors={"fid": (lows, highs)}, xlabel="temper
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
+
+from genlab.fsutil import read_jsonl
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
@@ -124,9 +125,7 @@ def _finite(v, log_y: bool) -> bool:
 def read_curves(run_dir: Path) -> tuple[tuple[list, list], tuple[list, list]]:
     """(steps, training losses) and (steps, validation losses) from RUN/metrics.jsonl."""
     train, val = ([], []), ([], [])
-    path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        rec = json.loads(line)
+    for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
         if "val_loss" in rec:
             val[0].append(rec["step"])
             val[1].append(rec["val_loss"])

@@ -5,8 +5,8 @@
 For each text run: validation bits per character and perplexity, then the sample metrics
 of ``metrics/text.py`` at the default controls, each beside the same metrics of real
 held-out text of the same lengths (the text analogue of the real-vs-real floor); three
-samples; and how diversity, repetition, novelty and copying move as temperature and top-p
-are swept. Every point is an eval record cached in RUN/eval/, as for images.
+samples; and how readability, diversity, repetition, novelty and copying move as temperature
+and top-p are swept. Every point is an eval record cached in RUN/eval/, as for images.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from genlab.report.plots import line_plot, read_curves
 COLUMNS = (
     ("bits_per_char", "bits/char (val)"),
     ("perplexity", "perplexity (val)"),
+    ("known_words", "known words"),
     ("distinct_2", "distinct-2"),
     ("self_bleu", "self-BLEU"),
     ("repetition_rate", "repeated 4-grams"),
@@ -28,6 +29,7 @@ COLUMNS = (
     ("copied_span_mean", "mean longest copy"),
 )
 SWEPT = (  # what the sweep plots show (all shares)
+    ("known_words", "known words (readability)"),
     ("distinct_2", "distinct-2 (diversity)"),
     ("self_bleu", "self-BLEU (sameness)"),
     ("repetition_rate", "repeated 4-grams"),
@@ -65,7 +67,12 @@ def text_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress:
             ]
             plots.append(
                 line_plot(
-                    {label: (list(values), [r[k] for r in records]) for k, label in SWEPT},
+                    {
+                        label: (list(values), [r[k] for r in records])
+                        for k, label in SWEPT
+                        # records cached by an older genlab lack the newer metrics
+                        if all(k in r for r in records)
+                    },
                     title=f"{name}: diversity and originality vs {knob}",
                     xlabel=knob,
                     ylabel="share",
@@ -95,8 +102,10 @@ def text_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress:
     return f"""<h2>Text</h2>
 <p class="small">Each run: {n} samples (seed {seed}) at its default controls, and the likelihood
 of its whole validation split. Below each run, the same sample metrics of {n} pieces of real
-held-out text of the same lengths: what writing like the corpus scores. n-grams are of
-lowercased words and punctuation marks; "new 4-grams" are those never in the training text;
+held-out text of the same lengths: what writing like the corpus scores. "known words" is the
+share of the words (letters only) that occur in the training text: readability, which made-up
+words lower. n-grams are of lowercased words and punctuation marks; "new 4-grams" are those
+never in the training text;
 "longest copy" is the longest run of words found verbatim in it (a sentence or more means
 recitation).</p>
 <table><tr><th class="l">run</th>{head}</tr>{"".join(rows)}</table>

@@ -13,58 +13,19 @@ previous checkpoint current. Tensors go to safetensors, everything else to JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from genlab.errors import RunError
-from genlab.fsutil import fsync_dir, fsync_file, write_bytes_atomic
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], atomic: bool = True) -> None:
-    """Write a safetensors file; with ``atomic`` through a temporary name and a rename."""
-    path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    target = path.with_name(f".{path.name}.tmp-{os.getpid()}") if atomic else path
-    save_file(tensors, str(target), metadata={"format": "pt", "writer": "genlab"})
-    fsync_file(target)
-    if atomic:
-        os.replace(target, path)
-        fsync_dir(path.parent)
-
-
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; anything else (a pickle, a truncated file) is a RunError."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path} is missing; the run directory is incomplete")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise RunError(
-            f"{path} is not a readable safetensors file ({str(e).splitlines()[0][:80]});"
-            " genlab never unpickles checkpoints: retrain or restore the file"
-        ) from None
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file, fsync, rename)."""
-    write_bytes_atomic(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path} is not valid JSON ({e}); the run directory is damaged") from None
+from genlab.fsutil import (  # noqa: F401  (load_tensors, save_tensors: re-exported)
+    fsync_dir,
+    load_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 
 # -- optimizer state <-> (tensors, JSON) --------------------------------------
@@ -104,8 +65,6 @@ class CheckpointDir:
         """Write ``groups`` (name -> tensors, one safetensors file each) and ``meta`` as one set."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step:08d}"
-        if final.exists():  # already saved at this step (e.g. the end of a resumed run)
-            return final
         tmp = self.root / f".tmp-step-{step:08d}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -113,7 +72,17 @@ class CheckpointDir:
             save_tensors(tmp / f"{name}.safetensors", tensors, atomic=False)
         write_json(tmp / "trainer.json", meta)
         fsync_dir(tmp)
-        os.rename(tmp, final)  # the one atomic step that makes the set current
+        if final.exists():
+            # A folder of this step is already there (a rollback or a resume redid the step):
+            # never trust it unchecked; this set replaces it. Until the second rename, the
+            # previous step-* folder is the latest whole checkpoint.
+            old = self.root / f".tmp-old-step-{step:08d}-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)  # the one atomic step that makes the set current
         fsync_dir(self.root)
         self._prune()
         return final

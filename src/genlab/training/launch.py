@@ -16,13 +16,12 @@ from typing import Any
 import torch
 
 from genlab.config import apply_overrides
-from genlab.data import TensorData, TokenData, data_info, load_corpus, load_data
+from genlab.data import DataInfo, TensorData, TokenData, data_info, load_corpus, load_data
 from genlab.data.tokenizers import load_tokenizer
 from genlab.errors import ConfigError, DataError, RunError
-from genlab.models.base import DataInfo
+from genlab.fsutil import load_tensors
 from genlab.registry import get
 from genlab.run import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
-from genlab.training.checkpoint import load_tensors
 from genlab.training.distributed import Distributed
 from genlab.training.trainer import Trainer
 
@@ -206,6 +205,6 @@ def _load_init_weights(model, src: Path, weights: str) -> None:
 
 
 def _saved_init(out: Path) -> str | None:
-    from genlab.training.checkpoint import read_json
+    from genlab.fsutil import read_json
 
     return read_json(out / "config.json").get("init_from")

@@ -15,66 +15,24 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from genlab.config import TrainConfig  # noqa: F401  (re-exported)
 from genlab.data import Batcher, TensorData
 from genlab.errors import ConfigError, RunError
-from genlab.training.checkpoint import (
-    CheckpointDir,
-    flatten_optimizer,
-    save_tensors,
-    unflatten_optimizer,
-)
+from genlab.fsutil import read_jsonl, save_tensors, write_bytes_atomic
+from genlab.training.checkpoint import CheckpointDir, flatten_optimizer, unflatten_optimizer
 from genlab.training.distributed import Distributed, rng_state, set_rng_state
 from genlab.training.ema import EMA
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 2000  # optimizer steps (the LR schedule spans them)
-    minutes: float | None = None  # stop after this much training time (schedule follows time)
-    batch_size: int = 128  # global batch: split over DDP ranks and accumulation steps
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    warmup_steps: int = 100  # linear LR warm-up
-    schedule: Literal["cosine", "constant"] = "cosine"
-    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
-    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
-    grad_accum: int = 1  # micro-batches per optimizer step
-    ema_decay: float = 0.999  # 0 turns the EMA off
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA, or CPU for tests)
-    compile: bool = False  # torch.compile the model (CUDA)
-    seed: int = 0
-    device: str = "auto"  # auto picks cuda, then mps, then cpu
-    log_every: int = 10  # steps between metrics.jsonl records
-    eval_every: int = 500  # steps between validation losses (0: only at the end)
-    eval_batches: int = 0  # validation batches (0: the whole split)
-    sample_every: int = 1000  # steps between sample grids (0: only at the end)
-    checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
-    grid_size: int = 64  # samples in each grid
-    # a NaN/inf loss: "stop" (name the step and the last good checkpoint), or "rollback"
-    # to the last checkpoint with the learning rate halved, at most max_rollbacks times
-    on_divergence: Literal["stop", "rollback"] = "stop"
-    max_rollbacks: int = 3
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "grid_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError("train.ema_decay must be in [0, 1)")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError("train.minutes must be > 0")
+from genlab.training.tensorboard import Curves
 
 
 def lr_factor(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
@@ -172,9 +130,11 @@ class Trainer:
             n: [g["lr"] for g in o.param_groups] for n, o in self.optimizers.items()
         }
         self.lr_scale, self.rollbacks = 1.0, 0
+        self._recent_losses: deque[float] = deque(maxlen=self.DIVERGE_WINDOW)
         self._set_base_lrs()
         self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.ckpt = CheckpointDir(self.run_dir)
+        self.curves = Curves(self.run_dir / "tensorboard", tc.tensorboard, self.env.main)
         self.step, self.elapsed, self.examples = 0, 0.0, 0
         self.best_val = math.inf
         # every rank starts from the same weights (built under the same seed);
@@ -225,6 +185,7 @@ class Trainer:
         if env.main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / "metrics.jsonl", "a") if env.main else None
+        self.curves.open(self.step)  # train.tensorboard: an extra view of the same records
         bar = tqdm(
             total=tc.steps,
             initial=self.step,
@@ -241,6 +202,9 @@ class Trainer:
         t_start, elapsed0 = time.perf_counter(), self.elapsed
         stopped_by_time = False
         last_alarm = None
+        if tc.on_divergence == "rollback" and self.ckpt.latest() is None:
+            self.save_checkpoint()  # so that even an early divergence has somewhere to go back
+        self._recent_losses.clear()
         try:
             while self.step < end:
                 self.elapsed = elapsed0 + time.perf_counter() - t_start
@@ -254,7 +218,16 @@ class Trainer:
                 self.step += 1
                 self.examples += tc.batch_size
                 bar.update(1)
-                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                self.elapsed = elapsed0 + time.perf_counter() - t_start
+                time_up = tc.minutes is not None and self.elapsed >= tc.minutes * 60
+                # a record (and the divergence check on it) before anything that writes
+                # weights or judges them: checkpoints, validation (best weights), grids
+                if (
+                    self.step % tc.log_every == 0
+                    or self.step in (end, tc.steps)
+                    or time_up
+                    or any(self._due(e) for e in (tc.checkpoint_every, tc.eval_every))
+                ):
                     rec = dict(
                         zip(
                             sums,
@@ -285,21 +258,20 @@ class Trainer:
                     )
                     self._log(log, rec)
                     sums, window, t_window = {}, 0, now
-                    if not math.isfinite(rec["loss"]):
+                    why = self._divergence(rec)
+                    if why:
                         if self._can_roll_back():
-                            self._roll_back(rec["loss"], bar)
+                            self._roll_back(why, bar)
                             if log is not None:  # the curve was rewritten: reopen it
                                 log.close()
                                 log = open(self.run_dir / "metrics.jsonl", "a")
                             sums, window, t_window = {}, 0, time.perf_counter()
                             t_start, elapsed0 = time.perf_counter(), self.elapsed
                             continue
-                        raise RunError(
-                            f"the loss became {rec['loss']} at step {self.step}; "
-                            "lower train.lr or raise train.warmup_steps, or set "
-                            "train.on_divergence=rollback "
-                            f"(last good checkpoint: {self.ckpt.latest()})"
-                        )
+                        raise RunError(self._diverged_message(why))
+                if time_up:
+                    stopped_by_time = True
+                    break
                 if self.step < end:
                     self._periodic(log, final=False)
             self._periodic(log, final=self.step >= tc.steps or stopped_by_time)
@@ -309,7 +281,50 @@ class Trainer:
             bar.close()
             if log:
                 log.close()
+            self.curves.close()
         return self._summary(stopped_by_time)
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and self.step % every == 0
+
+    # How far above its recent range a logged loss may jump before it counts as divergence:
+    # the loss may rise past the highest of the last DIVERGE_WINDOW records by EXPLODE times
+    # that range's scale (its spread, or its typical size if larger). Generous on purpose:
+    # GAN losses wander, but nothing that learns jumps a hundredfold in one record.
+    DIVERGE_WINDOW, EXPLODE = 50, 100.0
+
+    def _divergence(self, rec: dict) -> str | None:
+        """Why a logged training record shows divergence, or None: a loss or gradient norm
+        that is no longer finite, or a loss far outside its own recent range."""
+        for k, v in rec.items():
+            watched = k == "loss" or k.endswith("_loss") or k.startswith("grad_norm")
+            if watched and isinstance(v, float) and not math.isfinite(v):
+                what = f"the gradient norm ({k})" if k.startswith("grad") else f"the {k}"
+                return f"{what} became {v}"
+        loss, past = rec["loss"], self._recent_losses
+        if len(past) >= 5:
+            lo, hi = min(past), max(past)
+            median = sorted(past)[len(past) // 2]
+            if loss > hi + self.EXPLODE * max(hi - lo, abs(median), 1e-3):
+                return (
+                    f"the loss jumped to {loss:.4g}, far outside its recent range "
+                    f"[{lo:.4g}, {hi:.4g}]"
+                )
+        past.append(loss)
+        return None
+
+    def _diverged_message(self, why: str) -> str:
+        last = self.ckpt.latest()
+        tried = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
+        keep = (
+            f"the run keeps its last good checkpoint, {last}"
+            if last is not None
+            else "nothing was saved (no checkpoint yet)"
+        )
+        return (
+            f"training diverged at step {self.step}{tried}: {why}; {keep}. Lower train.lr or "
+            "raise train.warmup_steps, or set train.on_divergence=rollback"
+        )
 
     def _can_roll_back(self) -> bool:
         return (
@@ -318,19 +333,20 @@ class Trainer:
             and self.ckpt.latest() is not None
         )
 
-    def _roll_back(self, loss: float, bar) -> None:
+    def _roll_back(self, why: str, bar) -> None:
         """Back to the last checkpoint (weights, EMA, optimizers, RNG, data position, step),
         with the learning rate halved; the curve past that step is dropped."""
         bad_step = self.step
         self.rollbacks += 1
         scale = self.lr_scale * 0.5  # _restore reads the checkpoint's own scale
         self._restore()
+        self._recent_losses.clear()  # the range to judge by starts again from there
         self.lr_scale = scale
         self._set_base_lrs()
         bar.n = self.step
         bar.refresh()
         msg = (
-            f"the loss became {loss} at step {bad_step}; rolled back to step {self.step} "
+            f"{why} at step {bad_step}; rolled back to step {self.step} "
             f"({self.ckpt.latest().name}) with the learning rate x{self.lr_scale:g} "
             f"(rollback {self.rollbacks} of {self.tc.max_rollbacks})"
         )
@@ -456,7 +472,11 @@ class Trainer:
             self._log(log, rec)
             if self.model.selects_best and rec["val_loss"] < self.best_val:
                 self.best_val = rec["val_loss"]
-                save_tensors(self.run_dir / "best.safetensors", self._export_weights())
+                save_tensors(
+                    self.run_dir / "best.safetensors",
+                    self._export_weights(),
+                    metadata={"step": self.step},
+                )
         self.env.barrier()
 
     def _export_weights(self) -> dict[str, torch.Tensor]:
@@ -478,8 +498,10 @@ class Trainer:
         self.model.train()
         if text:
             save_texts(x, self.run_dir / "samples" / f"step-{self.step:08d}.txt")
+            self.curves.texts(x, self.step)
         else:
             save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+            self.curves.images(x, self.step)
 
     def save_checkpoint(self) -> None:
         """Write one consistent checkpoint, then the latest weights for sampling.
@@ -514,9 +536,15 @@ class Trainer:
                 groups[f"optim_{name}"] = tensors
                 meta["optimizers"][name] = opt_meta
             self.ckpt.write(self.step, groups, meta)
-            save_tensors(self.run_dir / "model.safetensors", self.model.state_dict())
+            # the step rides in each file's metadata: evaluation records name it
+            step = {"step": self.step}
+            save_tensors(self.run_dir / "model.safetensors", self.model.state_dict(), metadata=step)
             if self.ema is not None:
-                save_tensors(self.run_dir / "ema.safetensors", self.ema.weights_for(self.model))
+                save_tensors(
+                    self.run_dir / "ema.safetensors",
+                    self.ema.weights_for(self.model),
+                    metadata=step,
+                )
         self.env.barrier()
 
     def _restore(self) -> None:
@@ -547,6 +575,7 @@ class Trainer:
         self.batcher.load_state_dict(meta["data"])
         if self.env.main:  # drop curve records past the checkpoint: they will be redone
             _truncate_log(self.run_dir / "metrics.jsonl", self.step)
+            self.curves.rewind(self.step)
         rng = groups["rng"].get(f"rank{self.env.rank}")
         if meta.get("world_size") == self.env.world and rng is not None:
             set_rng_state(rng, self.device)
@@ -562,18 +591,13 @@ class Trainer:
         if log is not None:
             log.write(json.dumps(rec) + "\n")
             log.flush()
+            self.curves.record(rec)
 
 
 def _truncate_log(path: Path, step: int) -> None:
+    """Keep the records of metrics.jsonl up to ``step`` (those after it will be redone); a
+    line torn by a kill is dropped (and said), any other bad line is an error."""
     if not path.exists():
         return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                keep.append(line)
-        except json.JSONDecodeError:  # a line cut short by the kill
-            pass
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(f"{line}\n" for line in keep))
-    os.replace(tmp, path)
+    keep = [rec for rec in read_jsonl(path) if rec.get("step", 0) <= step]
+    write_bytes_atomic(path, "".join(json.dumps(rec) + "\n" for rec in keep).encode())

@@ -93,7 +93,8 @@ def generate(
 
     ``on_token(i, token)`` is called for every token drawn for sequence i, in order; it
     may return True to end sequence i there (stop strings, a closed stream). A sequence
-    that drew ``eot_id`` ends; its list holds the ids before it.
+    that drew ``eot_id`` ends; its list holds the ids before it. So does one to which
+    ``no_repeat_ngram`` leaves no token at all.
     """
     if not prompts or not prompts[0]:
         raise ValueError("generate needs at least one prompt token per sequence")
@@ -127,9 +128,13 @@ def generate(
             logits = logits.float()
         if seen is not None:
             logits = _penalize_repeats(logits, seen, repetition_penalty)
+        stuck = [False] * b  # every token would repeat an n-gram: nothing left to draw
         if history is not None:
             for i, banned in enumerate(_banned_by_ngrams(history, no_repeat_ngram)):
-                if banned:
+                if len(set(banned)) >= vocab:
+                    stuck[i] = True
+                    logits[i] = 0.0  # a finite row to draw from; the draw is dropped
+                elif banned:
                     logits[i, banned] = float("-inf")
         if temperature == 0:
             nxt = logits.argmax(-1)
@@ -145,7 +150,7 @@ def generate(
                 history[i].append(t)
             if done[i]:
                 continue
-            if t == eot_id:
+            if t == eot_id or stuck[i]:
                 done[i] = True
                 continue
             out[i].append(t)

@@ -41,6 +41,7 @@ class LanguageModel(GenerativeModel):
     (the trainer and ``genlab.load``), from the run directory's tokenizer.json."""
 
     data_kind = "text"
+    default_data = "grimms"
     controls = {
         "prompt": Control(str, "", "text to continue (default: start a new document)"),
         "max_new_tokens": Control(int, 256, "tokens to generate per sample", low=1, high=100_000),
@@ -151,9 +152,17 @@ class LanguageModel(GenerativeModel):
             at = min((text.find(s) for s in stops if s in text), default=-1)
             return (text[:at], True) if at >= 0 else (text, False)
 
+        def held(text: str) -> int:
+            """Characters at the end of ``text`` that may begin a stop string: not shown yet."""
+            return max(
+                (k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0
+            )
+
         def on_token(i: int, t: int) -> bool:
             new[i].append(t)
             text, stopped = cut(tok.decode(new[i]))
+            if not stopped:
+                text = text[: len(text) - held(text)]
             if on_text is not None and not text.endswith("\ufffd") and len(text) > shown[i]:
                 # (a trailing U+FFFD is half a UTF-8 character from byte-level BPE: wait)
                 on_text(i, text[shown[i] :])

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from genlab.config import check_range
 from genlab.errors import ConfigError
 from genlab.models.base import Control, DataInfo, GenerativeModel
 from genlab.models.diffusion.sampler import SAMPLERS, ddim_invert
@@ -53,6 +54,14 @@ class DiffusionConfig:
             raise ValueError("width and blocks must be >= 1, timesteps >= 2")
         if not 0.0 <= self.label_dropout < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("label_dropout and dropout must be in [0, 1)")
+        check_range(
+            "model",
+            self,
+            max_width=(1, None),
+            attention_res=(1, None),
+            timesteps=(2, 100_000),
+            snr_gamma=(1e-3, None),
+        )
 
 
 @register

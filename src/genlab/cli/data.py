@@ -1,0 +1,42 @@
+"""`genlab data list|fetch`: show the named data sets, or download and verify one."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    d = sub.add_parser(
+        "data",
+        help="list or fetch named data sets",
+        description="Named sets resolve in order: embedded, cache ($GENLAB_CACHE, "
+        "default ~/.cache/genlab), mirror ($GENLAB_DATA_MIRROR: folder or http(s) "
+        "URL), official URL; every file is checked by sha256.",
+    )
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="list|fetch")
+    dl = dsub.add_parser("list", help="show named sets, licences and where each is found")
+    dl.set_defaults(func=cmd_data_list)
+    df = dsub.add_parser("fetch", help="download and verify a named set into the cache")
+    df.add_argument("name")
+    df.set_defaults(func=cmd_data_fetch)
+
+
+def cmd_data_list(args, overrides: list[str]) -> int:
+    from genlab.data.fetch import list_sets
+
+    print(f"{'name':<17}{'kind':<8}{'found':<10}description")
+    for r in list_sets():
+        where = f" ({r['path']})" if r.get("path") else ""
+        print(
+            f"{r['name']:<17}{r['kind']:<8}{r['found']:<10}{r['description']}\n"
+            f"{'':<35}licence: {r['licence']}{where}"
+        )
+    return 0
+
+
+def cmd_data_fetch(args, overrides: list[str]) -> int:
+    from genlab.data.fetch import fetch
+
+    path = fetch(args.name)
+    print(f"genlab: {args.name} is ready in {path}", file=sys.stderr)
+    return 0

@@ -31,70 +31,7 @@ from safetensors.torch import load_file
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # genlab's CLI with the probe families registered first (as in tests/test_ddp.py)
-LAUNCHER = '''\
-import sys
-from dataclasses import dataclass
-
-import torch
-from torch import nn
-
-import genlab.cli
-from genlab.models.base import GenerativeModel
-from genlab.registry import register
-
-
-@dataclass
-class ProbeConfig:
-    hidden: int = 16
-
-
-@register
-class Probe(GenerativeModel):
-    """A deterministic conv autoencoder: loss = mean over the batch of the squared error."""
-
-    family = "ddp_probe"
-    config_class = ProbeConfig
-
-    def __init__(self, config, info):
-        super().__init__(config, info)
-        c, h, w = info.shape
-        self.shape = (c, h, w)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c, 4, 3, padding=1), nn.Tanh(), nn.Flatten(),
-            nn.Linear(4 * h * w, config.hidden), nn.Tanh(),
-        )
-        self.decoder = nn.Linear(config.hidden, c * h * w)
-
-    def _decode(self, z):
-        return self.decoder(z).view(-1, *self.shape)
-
-    def loss(self, batch):
-        x = batch["x"]
-        err = (self._decode(self.encoder(x)) - x).pow(2).flatten(1).sum(1)
-        return {"loss": err.mean()}
-
-    @torch.no_grad()
-    def sample(self, n, *, generator=None):
-        z = torch.randn(n, self.config.hidden, generator=generator, device=self.device)
-        return torch.tanh(self._decode(z))
-
-
-@register
-class ProbeOwnStep(Probe):
-    """The same model through the path a GAN takes: it owns its step (stepper.step)."""
-
-    family = "ddp_probe_step"
-    owns_step = True
-
-    def train_step(self, batch, stepper):
-        out = self.loss(batch)
-        stepper.step("main", out["loss"])
-        return {"loss": out["loss"].detach()}
-
-
-if __name__ == "__main__":
-    sys.exit(genlab.cli.main(sys.argv[1:]))
-'''
+LAUNCHER = Path(__file__).resolve().parent / "ddp_probe_launch.py"
 
 
 def _free_port() -> int:
@@ -138,8 +75,7 @@ def main() -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        launcher = root / "probe_launch.py"
-        launcher.write_text(LAUNCHER)
+        launcher = LAUNCHER
         ddp = train(launcher, root / "ddp", args.family, args.batch, args.steps, nproc=2)
         one = train(launcher, root / "one", args.family, args.batch, args.steps)
         half = train(launcher, root / "half", args.family, args.batch // 2, args.steps)

@@ -32,3 +32,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets an empty genlab cache and no mirror unless it sets one."""
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENLAB_DATA_MIRROR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory) -> Path:
+    """One genlab cache for a whole test module."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def use_module_cache(module_cache, monkeypatch):
+    """A module that trains the domain classifier once says
+    ``pytestmark = pytest.mark.usefixtures("use_module_cache")``."""
+    monkeypatch.setenv("GENLAB_CACHE", str(module_cache))

@@ -318,6 +318,12 @@ def test_demo_runs_end_to_end_and_never_overwrites(tmp_path, capsys):
         record = json.loads((out / family / "eval" / "metrics.json").read_text())
         assert {"fid", "precision", "class_consistency", "copy_share"} <= set(record), family
         assert family.upper() in printed
+    # the text part: no mirror here (conftest), so an LSTM on the embedded Grimms' tales
+    text = json.loads((out / "lstm" / "eval" / "metrics.json").read_text())
+    assert {"bits_per_char", "known_words"} <= set(text) and "known_words" in text["reference"]
+    assert json.loads((out / "lstm" / "config.json").read_text())["data"]["name"] == "grimms"
+    assert "LSTM on Grimms' Fairy Tales" in printed and "of its words known" in printed
+    files.append("lstm/sample.txt")
     for name in files:
         assert (out / name).exists(), name
     for name in ("report.html", "vae/samples.png", "gan/interpolation.png"):

@@ -27,72 +27,7 @@ HANG_S = 300  # only against a hung rendezvous; a run takes seconds
 # genlab's CLI with one extra family registered first: a deterministic conv autoencoder
 # (no sampling noise, dropout or batch statistics), so that what two ranks compute can
 # be compared with what one process computes, weight for weight.
-PROBE_LAUNCHER = '''\
-"""genlab's CLI plus the ddp_probe family: python probe_launch.py train ddp_probe ..."""
-
-import sys
-from dataclasses import dataclass
-
-import torch
-from torch import nn
-
-import genlab.cli
-from genlab.models.base import GenerativeModel
-from genlab.registry import register
-
-
-@dataclass
-class ProbeConfig:
-    hidden: int = 16
-
-
-@register
-class Probe(GenerativeModel):
-    """A deterministic conv autoencoder: loss = mean over the batch of the squared error."""
-
-    family = "ddp_probe"
-    config_class = ProbeConfig
-
-    def __init__(self, config, info):
-        super().__init__(config, info)
-        c, h, w = info.shape
-        self.shape = (c, h, w)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c, 4, 3, padding=1), nn.Tanh(), nn.Flatten(),
-            nn.Linear(4 * h * w, config.hidden), nn.Tanh(),
-        )
-        self.decoder = nn.Linear(config.hidden, c * h * w)
-
-    def _decode(self, z):
-        return self.decoder(z).view(-1, *self.shape)
-
-    def loss(self, batch):
-        x = batch["x"]
-        err = (self._decode(self.encoder(x)) - x).pow(2).flatten(1).sum(1)
-        return {"loss": err.mean()}
-
-    @torch.no_grad()
-    def sample(self, n, *, generator=None):
-        z = torch.randn(n, self.config.hidden, generator=generator, device=self.device)
-        return torch.tanh(self._decode(z))
-
-
-@register
-class ProbeOwnStep(Probe):
-    """The same model through the path a GAN takes: it owns its step (stepper.step)."""
-
-    family = "ddp_probe_step"
-    owns_step = True
-
-    def train_step(self, batch, stepper):
-        out = self.loss(batch)
-        stepper.step("main", out["loss"])
-        return {"loss": out["loss"].detach()}
-
-
-if __name__ == "__main__":
-    sys.exit(genlab.cli.main(sys.argv[1:]))
-'''
+PROBE_LAUNCHER = Path(__file__).resolve().parents[1] / "benchmarks" / "ddp_probe_launch.py"
 
 
 def _free_port() -> int:
@@ -162,8 +97,7 @@ def test_torchrun_trains_the_vae_through_the_cli_into_one_run(tmp_path):
 
 @pytest.mark.parametrize("family", ["ddp_probe", "ddp_probe_step"])
 def test_two_ranks_average_gradients_exactly_like_one_process(tmp_path, family):
-    launcher = tmp_path / "probe_launch.py"
-    launcher.write_text(PROBE_LAUNCHER)
+    launcher = PROBE_LAUNCHER
     batch = 32
     # no warm-up and a large LR, so that a wrong gradient moves the weights visibly;
     # Adam (the default) and gradient clipping (on by default, after the all-reduce)

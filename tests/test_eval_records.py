@@ -14,15 +14,8 @@ from genlab.evaluate import evaluate
 from genlab.metrics.protocol import cached_evaluate_samples
 from genlab.metrics.text_protocol import cached_evaluate_text
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # one domain classifier for the module
-
-
-@pytest.fixture(autouse=True)
-def _shared_cache(cache, monkeypatch):
-    monkeypatch.setenv("GENLAB_CACHE", str(cache))
+# one genlab cache for the module: the domain classifier is trained once
+pytestmark = pytest.mark.usefixtures("use_module_cache")
 
 
 def _no_sampling(run, monkeypatch):

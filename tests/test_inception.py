@@ -18,15 +18,8 @@ from genlab.data import DataConfig, load_data
 from genlab.fsutil import sha256_file
 from genlab.metrics import inception as I
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # one domain classifier for the module
-
-
-@pytest.fixture(autouse=True)
-def _shared_cache(cache, monkeypatch):
-    monkeypatch.setenv("GENLAB_CACHE", str(cache))
+# one genlab cache for the module: the domain classifier is trained once
+pytestmark = pytest.mark.usefixtures("use_module_cache")
 
 
 class _Stand(nn.Module):

@@ -50,14 +50,8 @@ TEXT_COMMON = {"train.batch_size": 16, "data.name": "grimms", "train.warmup_step
 CASES = [(f, ()) for f in names()] + [("rnn", ("model.cell=gru",))]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # one domain classifier for the module
-
-
-@pytest.fixture(autouse=True)
-def _shared_cache(cache, monkeypatch):
-    monkeypatch.setenv("GENLAB_CACHE", str(cache))
+# one genlab cache for the module: the domain classifier is trained once
+pytestmark = pytest.mark.usefixtures("use_module_cache")
 
 
 def _train(family, out, overrides, steps):

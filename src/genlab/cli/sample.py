@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
         ".png a grid, .npz arrays (x: uint8 N,H,W,C; y: labels of a conditional "
         "model), a path ending in / one PNG per sample; for text, .txt (samples between "
         "rules of =) or .jsonl (one JSON object a sample, with the controls). Text without "
-        "--out streams to the terminal.",
+        "--out streams to the terminal. Samples are drawn 250 at a time (text: 50) and "
+        "written as they come, so a folder/, an .npz or a text file takes any -n; a .png "
+        "grid takes at most 10,000.",
         epilog="examples:\n  genlab sample runs/vae -n 64 --out grid.png "
         "--temperature 0.8\n  genlab sample runs/cvae -n 100 --out s.npz --label 3\n"
         "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png\n"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
-from genlab.report.plots import line_plot, read_curves
+from genlab.report.plots import line_plot, measured_at, read_curves
 from genlab.report.text import text_section
 from genlab.run import load
 from genlab.sample import make_grid, to_uint8
@@ -63,15 +63,6 @@ def _sweeps(run, n: int, seed: int, progress: bool, **how) -> list[tuple[str, li
         )
         for knob, values in run.model.sweeps()
     ]
-
-
-def _measured(rec: dict) -> str:
-    """Which weights a record measured: 'EMA weights at step 1,500'."""
-    p = rec.get("protocol", {})
-    kind = {"ema": "EMA weights", "model": "latest weights", "best": "best weights"}
-    step = p.get("step")
-    where = f"step {step:,}" if isinstance(step, int) else "step unknown"
-    return f"{kind.get(p.get('weights'), 'weights')} at {where}"
 
 
 def _cell(v) -> str:
@@ -135,7 +126,7 @@ def build_report(
         floor = "".join(f"<td>{_cell(rec['floor'].get(c))}</td>" for c in COLUMNS)
         body.append(
             f'<tr><td class="l">{html.escape(name)}<br><span class="small">'
-            f"{run.config.family}, {_measured(rec)}, FID 95% [{_cell(lo)}, {_cell(hi)}]</span>"
+            f"{run.config.family}, {measured_at(rec)}, FID 95% [{_cell(lo)}, {_cell(hi)}]</span>"
             "</td>"
             f'{cells}</tr><tr class="floor"><td class="l">floor (real train subset)'
             f"</td>{floor}</tr>"

@@ -133,3 +133,12 @@ def read_curves(run_dir: Path) -> tuple[tuple[list, list], tuple[list, list]]:
             train[0].append(rec["step"])
             train[1].append(rec["loss"])
     return train, val
+
+
+def measured_at(rec: dict) -> str:
+    """Which weights a record measured: 'EMA weights at step 1,500'."""
+    p = rec.get("protocol", {})
+    kind = {"ema": "EMA weights", "model": "latest weights", "best": "best weights"}
+    step = p.get("step")
+    where = f"step {step:,}" if isinstance(step, int) else "step unknown"
+    return f"{kind.get(p.get('weights'), 'weights')} at {where}"

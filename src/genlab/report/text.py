@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 
 from genlab.metrics.text_protocol import cached_evaluate_text
-from genlab.report.plots import line_plot, read_curves
+from genlab.report.plots import line_plot, measured_at, read_curves
 
 # (key, column title); shares in [0, 1] except the spans (words)
 COLUMNS = (
@@ -53,7 +53,8 @@ def text_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress:
         tok = main["protocol"]["tokenizer"]
         rows.append(
             f'<tr><td class="l">{html.escape(name)}<br><span class="small">'
-            f"{run.config.family}, {html.escape(tok)}</span></td>{cells}</tr>"
+            f"{run.config.family}, {html.escape(tok)}, {measured_at(main)}</span></td>"
+            f"{cells}</tr>"
             f'<tr class="floor"><td class="l">real held-out text</td>{floor}</tr>'
         )
         pieces = "".join(

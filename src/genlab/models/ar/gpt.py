@@ -112,8 +112,9 @@ class Block(nn.Module):
         return x + _drop(h, self.dropout, self.training)
 
 
-# what the Shakespeare presets share: the model (cpu and default differ in context) and
-# AdamW as nanoGPT sets it (decay 0.1, beta2 0.99), without an EMA of the weights
+# what the Shakespeare presets share: layers, heads and width (cpu and default differ in
+# context and dropout), and AdamW as nanoGPT sets it (decay 0.1, beta2 0.99), without an
+# EMA of the weights
 _SMALL = {
     "data.name": "tinyshakespeare",
     "model.n_layer": 4,

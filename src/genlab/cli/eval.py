@@ -128,6 +128,7 @@ TEXT_ROWS = (  # (key, what it says)
     ("val_loss", "validation loss, nats/token"),
     ("perplexity", "validation perplexity"),
     ("bits_per_char", "validation bits/character"),
+    ("known_words", "known words (share in training text)"),
     ("distinct_1", "distinct-1 (unique words)"),
     ("distinct_2", "distinct-2 (higher: more varied)"),
     ("distinct_3", "distinct-3"),

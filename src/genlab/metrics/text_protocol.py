@@ -10,9 +10,10 @@ Two parts, each saved with the protocol that makes it reproducible:
   token, perplexity, bits per token and bits per character (the total over the characters
   those tokens spell, so a character model and a BPE model compare).
 - samples: ``n`` continuations drawn with the given controls, scored by ``metrics/text.py``
-  (distinct-n, self-BLEU, repetition, n-gram novelty and the longest span copied from the
-  training text). Beside them, ``reference`` scores ``n`` pieces of real held-out text of
-  the same lengths the same way: what a model that writes like the corpus would get.
+  (readability as the share of words the training text uses, distinct-n, self-BLEU,
+  repetition, n-gram novelty and the longest span copied from the training text). Beside
+  them, ``reference`` scores ``n`` pieces of real held-out text of the same lengths the same
+  way: what a model that writes like the corpus would get.
 """
 
 from __future__ import annotations

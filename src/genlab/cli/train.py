@@ -45,7 +45,9 @@ def add_parser(sub) -> None:
         "--data",
         help="named set (genlab data list) or a path: IDX folder, .npz, "
         "image folder (class subfolders = labels); for text a .txt file or a folder of "
-        "them; default: the preset's set (gpt and rnn: tinyshakespeare; gpt --preset stories: tinystories-2mb), else digits for image families and the embedded grimms for text (the tiny presets)",
+        "them; default: the preset's set (gpt and rnn: tinyshakespeare; gpt --preset "
+        "stories: tinystories-2mb), else digits for image families and the embedded grimms "
+        "for text (the tiny presets)",
     )
     t.add_argument("--size", type=int, help="resize images to SIZE x SIZE (data.size)")
     t.add_argument("--crop", action="store_true", help="center-crop to a square first (data.crop)")

@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "genlab: interrupted (the latest checkpoint is intact; --resume continues)",
-            file=sys.stderr,
-        )
+        after = {
+            "train": " (the latest checkpoint is intact; --resume continues)",
+            "sample": " (a file --out is written whole or not at all; a folder/ keeps what came)",
+        }
+        print(f"genlab: interrupted{after.get(args.command, '')}", file=sys.stderr)
         return 130
 
 

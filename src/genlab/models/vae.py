@@ -54,9 +54,7 @@ class VAEConfig:
             raise ValueError("latent_dim and width must be >= 1, blocks >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
-        check_range(
-            "model", self, max_width=(1, None), beta=(0, None), kl_warmup_steps=(0, None)
-        )
+        check_range("model", self, max_width=(1, None), beta=(0, None), kl_warmup_steps=(0, None))
 
 
 @register

@@ -3,6 +3,8 @@ weights its model; metrics.jsonl forgives only a torn last line; a checkpoint fo
 already exists is replaced, not trusted."""
 
 import json
+import math
+import random
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from genlab.errors import RunError
 from genlab.fsutil import read_jsonl
 from genlab.models.vae import VAE
 from genlab.training.checkpoint import CheckpointDir
+from genlab.training.divergence import Divergence
 
 # the command a new user tried: it ran to the end with losses of 3.5e31
 EXPLODING_GAN = ["train", "gan", "--data", "digits", "--steps", "300", "--quiet", "train.lr=1e6"]
@@ -103,3 +106,14 @@ def test_a_checkpoint_folder_already_there_is_replaced_not_kept(tmp_path):
     groups, meta = ckpt.read(ckpt.latest())
     assert torch.equal(groups["model"]["w"], torch.ones(3)) and meta["again"]
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["step-00000005"]
+
+
+def test_wandering_losses_are_not_divergence_but_a_jump_or_an_inf_gradient_is():
+    rng = random.Random(0)
+    watch = Divergence()
+    # a GAN's losses wander (here between 0.3 and 6), a VAE's fall from hundreds: fine
+    for v in [rng.uniform(0.3, 6.0) for _ in range(500)] + [400 - i for i in range(300)]:
+        assert watch.check({"loss": v, "grad_norm": 1.0}) is None
+    assert "jumped" in watch.check({"loss": 1e6, "grad_norm": 1.0})
+    assert "grad_norm_d" in Divergence().check({"loss": 1.0, "grad_norm_d": math.inf})
+    assert Divergence().check({"loss": math.nan}) == "the loss became nan"

@@ -17,7 +17,6 @@ import json
 import math
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from genlab.errors import ConfigError, RunError
 from genlab.fsutil import read_jsonl, save_tensors, write_bytes_atomic
 from genlab.training.checkpoint import CheckpointDir, flatten_optimizer, unflatten_optimizer
 from genlab.training.distributed import Distributed, rng_state, set_rng_state
+from genlab.training.divergence import Divergence
 from genlab.training.ema import EMA
 from genlab.training.tensorboard import Curves
 
@@ -130,7 +130,7 @@ class Trainer:
             n: [g["lr"] for g in o.param_groups] for n, o in self.optimizers.items()
         }
         self.lr_scale, self.rollbacks = 1.0, 0
-        self._recent_losses: deque[float] = deque(maxlen=self.DIVERGE_WINDOW)
+        self.divergence = Divergence()
         self._set_base_lrs()
         self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.ckpt = CheckpointDir(self.run_dir)
@@ -204,7 +204,7 @@ class Trainer:
         last_alarm = None
         if tc.on_divergence == "rollback" and self.ckpt.latest() is None:
             self.save_checkpoint()  # so that even an early divergence has somewhere to go back
-        self._recent_losses.clear()
+        self.divergence.reset()
         try:
             while self.step < end:
                 self.elapsed = elapsed0 + time.perf_counter() - t_start
@@ -258,7 +258,7 @@ class Trainer:
                     )
                     self._log(log, rec)
                     sums, window, t_window = {}, 0, now
-                    why = self._divergence(rec)
+                    why = self.divergence.check(rec)
                     if why:
                         if self._can_roll_back():
                             self._roll_back(why, bar)
@@ -287,32 +287,6 @@ class Trainer:
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
 
-    # How far above its recent range a logged loss may jump before it counts as divergence:
-    # the loss may rise past the highest of the last DIVERGE_WINDOW records by EXPLODE times
-    # that range's scale (its spread, or its typical size if larger). Generous on purpose:
-    # GAN losses wander, but nothing that learns jumps a hundredfold in one record.
-    DIVERGE_WINDOW, EXPLODE = 50, 100.0
-
-    def _divergence(self, rec: dict) -> str | None:
-        """Why a logged training record shows divergence, or None: a loss or gradient norm
-        that is no longer finite, or a loss far outside its own recent range."""
-        for k, v in rec.items():
-            watched = k == "loss" or k.endswith("_loss") or k.startswith("grad_norm")
-            if watched and isinstance(v, float) and not math.isfinite(v):
-                what = f"the gradient norm ({k})" if k.startswith("grad") else f"the {k}"
-                return f"{what} became {v}"
-        loss, past = rec["loss"], self._recent_losses
-        if len(past) >= 5:
-            lo, hi = min(past), max(past)
-            median = sorted(past)[len(past) // 2]
-            if loss > hi + self.EXPLODE * max(hi - lo, abs(median), 1e-3):
-                return (
-                    f"the loss jumped to {loss:.4g}, far outside its recent range "
-                    f"[{lo:.4g}, {hi:.4g}]"
-                )
-        past.append(loss)
-        return None
-
     def _diverged_message(self, why: str) -> str:
         last = self.ckpt.latest()
         tried = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
@@ -340,7 +314,7 @@ class Trainer:
         self.rollbacks += 1
         scale = self.lr_scale * 0.5  # _restore reads the checkpoint's own scale
         self._restore()
-        self._recent_losses.clear()  # the range to judge by starts again from there
+        self.divergence.reset()  # the range to judge by starts again from there
         self.lr_scale = scale
         self._set_base_lrs()
         bar.n = self.step

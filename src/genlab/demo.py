@@ -6,7 +6,7 @@ Fairy Tales, which ship inside genlab), write a sample and measure it (readabili
 share of its words the training text uses, among the figures); write one HTML report
 comparing them all, and say where everything is.
 
-    python -m genlab demo            # about four minutes on two CPU cores
+    python -m genlab demo            # about two and a half minutes on two CPU cores
 
     runs/demo/{vae,gan,diffusion}/   three runs (samples.png, eval/ inside; interpolation.png
                                      for the VAE and the GAN)

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
         "demo",
         help="train a conditional VAE, GAN and diffusion model on the embedded 8x8 digits and "
         "a small character-level language model, sample, evaluate, compare them in an HTML "
-        "report (about 5 minutes on 2 CPU cores)",
+        "report (about 2 to 3 minutes on 2 CPU cores)",
     )
     m.add_argument(
         "--out",

@@ -1,4 +1,4 @@
-"""genlab's command line: train | sample | eval | info | data | compare | demo.
+"""genlab's command line: train | sample | eval | info | data | compare | serve | demo.
 
 One module per command, each adding its own sub-parser (``add_parser(sub)``) and holding
 its ``cmd_*`` function(s); ``common.py`` holds what several commands share. Heavy modules
@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genlab.cli import compare, data, demo, info, sample, train
+from genlab.cli import compare, data, demo, info, sample, serve, train
 from genlab.cli import eval as evaluate
 from genlab.errors import GenlabError
 
-COMMANDS = (train, sample, evaluate, info, data, compare, demo)  # in the order of --help
+COMMANDS = (train, sample, evaluate, info, data, compare, serve, demo)  # in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,10 +14,11 @@ def add_parser(sub) -> None:
         description="Write one HTML page, readable offline: a leaderboard under one protocol "
         "with the real-vs-real floor, sample grids, training curves, and each family's main "
         "knobs swept (VAE: temperature; GAN: truncation; diffusion: sampling steps and "
-        "guidance; text: temperature and top-p) with 95% intervals. Every figure names the "
-        "training step of the weights it measured. Sweep points are cached in each run's "
-        "eval/ folder by the sha256 of the weights, so a second compare is fast and a run "
-        "trained further is measured again.",
+        "guidance; text: temperature and top-p) with 95% intervals, and, for runs judged in "
+        "`genlab serve`, the human judgements (HYPE error rate, Bradley-Terry ranking). "
+        "Every figure names the training step of the weights it measured. Sweep points are "
+        "cached in each run's eval/ folder by the sha256 of the weights, so a second compare "
+        "is fast and a run trained further is measured again.",
     )
     c.add_argument("runs", nargs="+", help="run directories")
     c.add_argument("--out", default="report.html", help="the page (default: %(default)s)")

@@ -205,6 +205,27 @@ class CorpusIndex:
         index.longest_copied_span("zork once upon a time zork")  # -> (4, "once upon a time")
         """
         tokens = words(text)
+        length, start = self._longest(text, tokens)
+        return length, " ".join(tokens[start : start + length])
+
+    def copied_span(self, text: str) -> tuple[int, int, int]:
+        """The longest copied span as (length in words, start, end): character offsets into
+        ``text`` (0, 0 when nothing is copied), for highlighting it where the text is shown.
+
+        index.copied_span("Zork, once upon a time!")  # -> (4, 6, 22)
+        """
+        tokens = words(text)
+        length, start = self._longest(text, tokens)
+        if length == 0:
+            return 0, 0, 0
+        spans = [m.span() for m in _TOKEN.finditer(text.lower())]
+        # lower() keeps offsets for all but a few characters (e.g. U+0130): clamp to the text
+        a, b = spans[start][0], spans[start + length - 1][1]
+        return length, min(a, len(text)), min(b, len(text))
+
+    def _longest(self, text: str, tokens: list[str]) -> tuple[int, int]:
+        """(length, first word index) of the longest copied span of ``text`` (``tokens`` its
+        words)."""
         prefix, pow_inv = _prefix_hashes(self._ids(text))
         # A corpus copy of a span longer than _ANCHOR words starts with one of the text's
         # _ANCHOR-grams, so long spans are only hashed at those corpus positions.
@@ -233,7 +254,7 @@ class CorpusIndex:
                 lo, start = mid, int(np.argmax(hit))
             else:
                 hi = mid
-        return lo, " ".join(tokens[start : start + lo])
+        return lo, start
 
 
 def text_metrics(samples: list[str], index: CorpusIndex | None = None) -> dict[str, float]:

@@ -431,8 +431,18 @@ class GAN(GenerativeModel):
         truncation: float | None = None,
         label: int | list[int] | None = None,
     ) -> torch.Tensor:
-        z = truncated_normal(n, self.config.latent_dim, truncation, generator, self.device)
-        return self.generator(z, self._labels(n, label))
+        return self.from_latents(self.latents(n, generator=generator, truncation=truncation), label)
+
+    def latents(
+        self, n: int, *, generator: torch.Generator | None = None, truncation: float | None = None
+    ) -> torch.Tensor:
+        """The latent draws ``sample`` maps to images (N, latent_dim)."""
+        return truncated_normal(n, self.config.latent_dim, truncation, generator, self.device)
+
+    @torch.no_grad()
+    def from_latents(self, z: torch.Tensor, label: int | list[int] | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] from latents ``z``."""
+        return self.generator(z, self._labels(len(z), label))
 
     @torch.no_grad()
     def interpolate(

@@ -228,8 +228,20 @@ class VAE(GenerativeModel):
         temperature: float = 1.0,
         label: int | list[int] | None = None,
     ) -> torch.Tensor:
+        z = self.latents(n, generator=generator, temperature=temperature)
+        return self.from_latents(z, label)
+
+    def latents(
+        self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """The prior draws ``sample`` decodes (N, latent_dim): the studio interpolates them."""
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
-        return self.mean_image(self.decode(z * temperature, self._labels(n, label)))
+        return z * temperature
+
+    @torch.no_grad()
+    def from_latents(self, z: torch.Tensor, label: int | list[int] | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] decoded from latents ``z``."""
+        return self.mean_image(self.decode(z, self._labels(len(z), label)))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,7 +3,8 @@
 A leaderboard measured under one protocol (same n, seed, extractor) with the
 real-vs-real floor, a sample grid per run, training curves, and the quality-
 diversity trade-off of each family's main knob (VAE: prior temperature),
-every point with its 95% interval. Sweep points are eval records cached per
+every point with its 95% interval, and what people said of the runs in the studio
+(report/judgements.py) where they said anything. Sweep points are eval records cached per
 protocol in each run's eval/ folder, so a second report is fast.
 
     build_report(["runs/a", "runs/b"], "report.html", n=500)
@@ -22,6 +23,7 @@ from PIL import Image
 
 from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
+from genlab.report.judgements import human_section
 from genlab.report.plots import line_plot, measured_at, read_curves
 from genlab.report.text import text_section
 from genlab.run import load
@@ -92,6 +94,7 @@ def build_report(
     runs = [run for _, run in named if run.model.data_kind != "text"]
     names = [name for name, run in named if run.model.data_kind != "text"]
     text_html = text_section(texts, n=min(n, text_n), seed=seed, progress=progress) if texts else ""
+    human_html = human_section(run_dirs)  # "" unless people judged some run in the studio
     rows, grids, sweeps, skipped, protocol = [], [], [], [], None
     train_curves, val_curves = {}, {}
     for name, run in zip(names, runs):
@@ -232,7 +235,7 @@ a model cannot be expected to beat it. Intervals: FID by bootstrap; precision an
 <p class="small">{len(loaded)} run(s); written {time.strftime("%Y-%m-%d %H:%M")} by genlab {
         __version__
     }.</p>
-{images}{text_html}
+{images}{text_html}{human_html}
 </body></html>
 """
     out = Path(out)

@@ -87,6 +87,7 @@ def generate(
     eot_id: int | None = None,
     generator: torch.Generator | None = None,
     on_token: Callable[[int, int], bool | None] | None = None,
+    on_probs: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
     use_cache: bool = True,
 ) -> list[list[int]]:
     """New tokens for each prompt (all prompts the same length, at least one token).
@@ -94,7 +95,10 @@ def generate(
     ``on_token(i, token)`` is called for every token drawn for sequence i, in order; it
     may return True to end sequence i there (stop strings, a closed stream). A sequence
     that drew ``eot_id`` ends; its list holds the ids before it. So does one to which
-    ``no_repeat_ngram`` leaves no token at all.
+    ``no_repeat_ngram`` leaves no token at all. ``on_probs(probs, drawn)``, called at each
+    step before ``on_token``, sees the distribution the tokens were drawn from (B, V) (after
+    every control; greedy: the plain softmax) and the drawn ids (B,): the studio shows each
+    token's probability and its alternatives.
     """
     if not prompts or not prompts[0]:
         raise ValueError("generate needs at least one prompt token per sequence")
@@ -138,9 +142,13 @@ def generate(
                     logits[i, banned] = float("-inf")
         if temperature == 0:
             nxt = logits.argmax(-1)
+            probs = logits.softmax(-1) if on_probs is not None else None
         else:
             logits = filter_logits(logits / temperature, top_k, top_p, min_p)
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+            probs = logits.softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        if on_probs is not None:
+            on_probs(probs, nxt)
         buf[:, length] = nxt
         length += 1
         if seen is not None:

@@ -109,7 +109,9 @@ class LanguageModel(GenerativeModel):
         return tok.encode("\n")  # single-document corpora (Shakespeare): a new line
 
     @torch.no_grad()
-    def sample_ids(self, n: int, *, generator=None, on_token=None, **controls) -> list[list[int]]:
+    def sample_ids(
+        self, n: int, *, generator=None, on_token=None, on_probs=None, **controls
+    ) -> list[list[int]]:
         """New token ids for ``n`` samples (controls as in ``sample``, stop strings aside)."""
         c = self.check_controls(controls)
         ids = self.encode_prompt(c["prompt"])
@@ -126,6 +128,7 @@ class LanguageModel(GenerativeModel):
             eot_id=self.tokenizer.eot_id if self.tokenizer is not None else None,
             generator=generator,
             on_token=on_token,
+            on_probs=on_probs,
         )
 
     @torch.no_grad()
@@ -135,11 +138,15 @@ class LanguageModel(GenerativeModel):
         *,
         generator: torch.Generator | None = None,
         on_text: Callable[[int, str], None] | None = None,
+        on_probs: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+        finished: list[str] | None = None,
         **controls: Any,
     ) -> list[str]:
         """``n`` continuations of ``prompt`` as strings, each ending at an end-of-text, a
         ``stop`` string (cut before it) or after ``max_new_tokens``. ``on_text(i, piece)``
-        streams each sample's new text as it is drawn."""
+        streams each sample's new text as it is drawn; ``on_probs`` sees each step's
+        distribution (see ``generate``). A ``finished`` list receives why each sample ended:
+        "stop" (end-of-text or a stop string) or "length" (``max_new_tokens`` drawn)."""
         if self.tokenizer is None:
             raise ConfigError("this model has no tokenizer attached: load it with genlab.load")
         stops = controls.pop("stop", None) or []
@@ -147,6 +154,7 @@ class LanguageModel(GenerativeModel):
         tok = self.tokenizer
         new: list[list[int]] = [[] for _ in range(n)]
         shown = [0] * n  # characters of each sample already streamed
+        stopped_at = [False] * n
 
         def cut(text: str) -> tuple[str, bool]:
             at = min((text.find(s) for s in stops if s in text), default=-1)
@@ -167,14 +175,23 @@ class LanguageModel(GenerativeModel):
                 # (a trailing U+FFFD is half a UTF-8 character from byte-level BPE: wait)
                 on_text(i, text[shown[i] :])
                 shown[i] = len(text)
+            stopped_at[i] = stopped
             return stopped
 
-        ids = self.sample_ids(n, generator=generator, on_token=on_token, **controls)
+        ids = self.sample_ids(
+            n, generator=generator, on_token=on_token, on_probs=on_probs, **controls
+        )
         out = [cut(tok.decode(seq))[0] for seq in ids]
         if on_text is not None:
             for i, text in enumerate(out):
                 if len(text) > shown[i]:
                     on_text(i, text[shown[i] :])
+        if finished is not None:
+            limit = self.check_controls({k: v for k, v in controls.items() if k != "stop"})
+            finished[:] = [
+                "length" if len(new[i]) >= limit["max_new_tokens"] and not stopped_at[i] else "stop"
+                for i in range(n)
+            ]
         return out
 
     @torch.no_grad()

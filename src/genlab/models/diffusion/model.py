@@ -238,7 +238,10 @@ class Diffusion(GenerativeModel):
         guidance: float | None = None,
         label: int | list[int] | None = None,
         progress=None,
+        preview=None,
     ) -> torch.Tensor:
+        """``n`` images in [-1, 1]; ``progress(i)`` after each step and ``preview(i, x0_hat)``
+        with each step's predicted clean image (see ``sampler.sample``)."""
         self._check(sampling_steps, guidance)
         y = self._labels(n, label)
         x = torch.randn(n, *self.info.shape, generator=generator, device=self.device)
@@ -251,6 +254,7 @@ class Diffusion(GenerativeModel):
             steps=sampling_steps,
             generator=generator,
             progress=progress,
+            preview=preview,
         )
         return x.clamp(-1, 1)
 

@@ -68,11 +68,13 @@ def sample(
     clip: bool = True,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    preview: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Run ``sampler`` from x = x_T (standard normal) to the clean image x_{-1}.
 
     ``clip`` keeps x0_hat inside the data range [-1, 1] at every step (for images);
-    ``progress(i)`` is called after each network evaluation.
+    ``progress(i)`` is called after each network evaluation, ``preview(i, x0_hat)`` with the
+    predicted clean image of that step (what the studio shows as the image forms).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
@@ -106,6 +108,8 @@ def sample(
             x, x0_prev, h_prev = _dpmpp_2m_step(schedule, x, x0, t, s, x0_prev, h_prev)
         if progress:
             progress(i + 1)
+        if preview:
+            preview(i + 1, x0)
     return x
 
 

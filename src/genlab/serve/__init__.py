@@ -1,0 +1,1 @@
+"""genlab serve: the studio in the browser (see app.py)."""

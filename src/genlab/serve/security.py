@@ -1,0 +1,229 @@
+"""The studio's guard: every request passes here before any route sees it.
+
+A model server on localhost is attacked through the browser of the person using it (DNS
+rebinding, cross-site requests, path traversal through file routes). This middleware:
+
+- answers only to allowed Host names (127.0.0.1, localhost, ::1, and for a non-loopback
+  bind the names given): a rebound attacker's domain gets 403;
+- with a token (required on any non-loopback bind), admits a request only with it, compared
+  in constant time, from a cookie the start-up URL (``/?token=...``) sets, or an
+  ``Authorization: Bearer`` header (API clients): otherwise 401;
+- refuses a state-changing request (any method but GET and HEAD) that is cross-site: an
+  Origin that is not this server (``null`` included) or ``Sec-Fetch-Site: cross-site``
+  gets 403, a body that is not JSON 415, a body over the limit 413;
+- sets a Content-Security-Policy, ``nosniff``, no framing and no referrer on every response.
+
+Routes never take paths (runs are named by id; see runs.py) and never change state on GET.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import socket
+from collections.abc import Iterable
+from urllib.parse import parse_qs
+
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SAFE_METHODS = {"GET", "HEAD"}
+MAX_BODY = 2 * 1024 * 1024  # bytes: a dropped PNG (base64) fits; nothing else comes close
+MIN_TOKEN = 16
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(bind: str, extra: Iterable[str] = ()) -> set[str]:
+    """Host names (without port) this server answers to."""
+    hosts = {"127.0.0.1", "localhost", "::1", "[::1]"}
+    hosts.update(h.lower() for h in extra)
+    if not is_loopback(bind):
+        if bind not in ("0.0.0.0", "::", ""):
+            hosts.add(bind.lower())
+            if ":" in bind:
+                hosts.add(f"[{bind.lower()}]")
+        names = {socket.gethostname(), socket.getfqdn()}
+        hosts.update(n.lower() for n in names if n)
+        for name in names:
+            try:
+                for info in socket.getaddrinfo(name, None):
+                    addr = str(info[4][0])
+                    hosts.add(addr)
+                    if ":" in addr:
+                        hosts.add(f"[{addr}]")
+            except OSError:
+                pass
+    return hosts
+
+
+def _host_part(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.index("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class Guard:
+    """ASGI middleware around the app (see the module docstring)."""
+
+    def __init__(self, app, *, hosts: set[str], token: str | None, port: int):
+        self.app, self.hosts, self.token, self.port = app, hosts, token, port
+        self.cookie = f"genlab_token_{port}"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                h = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                h += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                    (b"cross-origin-resource-policy", b"same-origin"),
+                ]
+                if scope["path"].startswith(("/api", "/v1")):
+                    h.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": h}
+            await send(message)
+
+        async def refuse(status: int, detail: str, extra: list | None = None):
+            body = json.dumps({"detail": detail}).encode()
+            await send_secured(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        *(extra or []),
+                    ],
+                }
+            )
+            await send_secured({"type": "http.response.body", "body": body})
+
+        host = _host_part(headers.get("host", ""))
+        if host not in self.hosts:
+            return await refuse(
+                403,
+                f"Host {headers.get('host', '')[:100]!r} is not allowed (a DNS-rebinding "
+                "guard); open the server by the URL it printed, or start it with "
+                "--allow-host NAME",
+            )
+
+        set_cookie = None
+        if self.token is not None:
+            given = _token_from(headers, scope, self.cookie)
+            query_token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(
+                "token", [None]
+            )[0]
+            if query_token is not None and method in SAFE_METHODS and scope["path"] == "/":
+                given = query_token
+                set_cookie = query_token
+            if given is None or not hmac.compare_digest(
+                given.encode("utf-8", "replace"), self.token.encode()
+            ):
+                return await refuse(
+                    401,
+                    "this server needs its token: open the URL it printed at start-up "
+                    "(…/?token=…), or send Authorization: Bearer TOKEN",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+
+        if method not in SAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None and not self._same_origin(origin):
+                return await refuse(
+                    403, f"cross-site request refused (Origin {origin[:100]!r} is not this server)"
+                )
+            if headers.get("sec-fetch-site") == "cross-site":
+                return await refuse(403, "cross-site request refused (Sec-Fetch-Site)")
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return await refuse(
+                    415, "send a JSON body (Content-Type: application/json)"
+                )
+            length = headers.get("content-length")
+            if length is not None:
+                if not length.isdigit():
+                    return await refuse(400, "bad Content-Length")
+                if int(length) > MAX_BODY:
+                    return await refuse(
+                        413, f"the request body is {int(length):,} bytes; at most {MAX_BODY:,}"
+                    )
+            receive = _limited(receive, MAX_BODY)
+
+        if set_cookie is not None:  # the start-up URL: keep the token in a cookie, drop it from the URL
+            cookie = (
+                f"{self.cookie}={set_cookie}; Path=/; HttpOnly; SameSite=Strict"
+            ).encode("latin-1", "replace")
+            await send_secured(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")],
+                }
+            )
+            await send_secured({"type": "http.response.body", "body": b""})
+            return
+
+        try:
+            await self.app(scope, receive, send_secured)
+        except BodyTooLarge:
+            await refuse(413, f"the request body is larger than {MAX_BODY:,} bytes")
+
+    def _same_origin(self, origin: str) -> bool:
+        if origin == "null" or "://" not in origin:
+            return False
+        scheme, rest = origin.split("://", 1)
+        if scheme not in ("http", "https"):
+            return False
+        host = _host_part(rest)
+        port = rest.rsplit(":", 1)[1] if rest.count(":") == 1 or "]:" in rest else ""
+        return host in self.hosts and port == str(self.port)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _limited(receive, limit: int):
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge()
+        return message
+
+    return wrapped
+
+
+def _token_from(headers: dict, scope, cookie_name: str) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    for part in headers.get("cookie", "").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == cookie_name:
+            return v
+    return None

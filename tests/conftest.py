@@ -51,7 +51,9 @@ def use_module_cache(module_cache, monkeypatch):
 STUDIO_RUNS = (  # (name, family, overrides): conditional image runs and a text run, seconds each
     ("vae", "vae", ["model.conditional=true", "train.steps=30"]),
     ("gan", "gan", ["model.conditional=true", "train.steps=20", "train.ema_decay=0.9"]),
-    ("diffusion", "diffusion", ["model.conditional=true", "train.steps=20", "model.width=16"]),
+    # 1000 timesteps (as the default preset): enough sampling steps to watch previews
+    ("diffusion", "diffusion", ["model.conditional=true", "train.steps=20", "model.width=16",
+                                "model.timesteps=1000"]),
     ("lstm", "rnn", ["data.name=grimms", "train.steps=20"]),
 )
 

@@ -1,5 +1,5 @@
 """Imports run one way (DESIGN.md): core <- data <- models <- training <- run, evaluate,
-metrics <- report, cli. A lower layer that imports a higher one is a tangle a newcomer
+metrics <- report, serve, cli. A lower layer that imports a higher one is a tangle a newcomer
 cannot read bottom-up, and a cycle waiting to happen."""
 
 import json
@@ -16,6 +16,10 @@ RULES = {
     "genlab.metrics.protocol": ("genlab.training", "genlab.report"),
     "genlab.metrics.text_protocol": ("genlab.training", "genlab.report"),
     "genlab.metrics.features": ("genlab.training", "genlab.report"),
+    "genlab.metrics.human": ("genlab.training", "genlab.report", "genlab.serve"),
+    # report and serve are siblings: neither builds on the other
+    "genlab.report.html": ("genlab.serve", "genlab.cli"),
+    "genlab.serve.app": ("genlab.report", "genlab.cli", "genlab.training"),
 }
 
 # one fresh interpreter; genlab's modules are dropped between imports (torch stays loaded)

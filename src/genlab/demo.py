@@ -154,7 +154,9 @@ def demo(out: Path, steps: int | None = None, device: str = "auto") -> Path:
         f"nats ({vae['bits_per_dim']:.3f} bits/dim, binarized digits)\n"
         + text_summary
         + f"  every figure with its protocol: {out}/*/eval/metrics.json\n"
-        f"next: genlab sample {out / 'gan'} -n 64 --out grid.png --truncation 1.0 --label 3\n"
+        f"next: genlab serve {out}   (the studio in the browser: generate from all four, "
+        "watch it happen, judge)\n"
+        f"      genlab sample {out / 'gan'} -n 64 --out grid.png --truncation 1.0 --label 3\n"
         f"      genlab sample {out / 'diffusion'} -n 64 --out grid.png --guidance 4 --label 3\n"
         f"      genlab compare {out / 'diffusion'} --out report.html   (steps and guidance "
         "swept)\n"

@@ -54,6 +54,10 @@ class Control:
             if isinstance(v, float) and not math.isfinite(v):  # NaN passes every comparison
                 raise ConfigError(f"{name}={v} is not a finite number")
             if self.low is not None and v < self.low or self.high is not None and v > self.high:
+                if self.high is None:
+                    raise ConfigError(f"{name}={v}: must be at least {self.low}")
+                if self.low is None:
+                    raise ConfigError(f"{name}={v}: must be at most {self.high}")
                 raise ConfigError(f"{name}={v} is outside [{self.low}, {self.high}]")
             if self.choices is not None and v not in self.choices:
                 raise ConfigError(f"{name}={v!r} is not one of {', '.join(map(str, self.choices))}")

@@ -159,6 +159,8 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError):
         errs = exc.errors()
         e = errs[0] if errs else {}
+        if e.get("type") == "json_invalid":
+            return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
         return JSONResponse(
             {"detail": f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid")},
@@ -237,6 +239,13 @@ def create_app(
         steps = full.get("sampling_steps")
         if steps is not None and steps > MAX_STEPS:
             raise GenlabError(f"sampling_steps={steps}: the studio takes at most {MAX_STEPS}")
+        most = d.get("timesteps")
+        asked = [steps] if steps is not None else []
+        if req.vary is not None and req.vary.name == "sampling_steps":
+            asked += [int(v) for v in req.vary.values]
+        for k in asked:
+            if most is not None and k > most:
+                raise GenlabError(f"sampling_steps={k} is more than this model's {most} timesteps")
         if full.get("max_new_tokens", 0) > MAX_NEW_TOKENS:
             raise GenlabError(f"max_new_tokens: the studio takes at most {MAX_NEW_TOKENS}")
         if len(full.get("prompt") or "") > MAX_PROMPT:

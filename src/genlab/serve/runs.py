@@ -15,6 +15,7 @@ safetensors weights (through ``genlab.run.load``, which never unpickles).
 from __future__ import annotations
 
 import collections
+import math
 import os
 import threading
 import time
@@ -157,10 +158,12 @@ class RunIndex:
             "has_latent": bool(cls.has_latent),
             "controls": controls,
             "weights": weights,
+            "weights_sha256": _sha256(wpath),
             "ready": wpath.exists(),
             "step": _latest_step(path),
             "training": _training(path),
             "data": cfg.data.name,
+            "timesteps": getattr(cfg.model, "timesteps", None),  # diffusion: most sampling steps
             "eval": _latest_eval(path),
         }
 
@@ -200,6 +203,24 @@ class RunIndex:
         with self._lock:
             self._refs[key] = ref
         return ref
+
+
+_hashes: dict[str, tuple[tuple, str]] = {}  # weights path -> ((mtime, size), sha256)
+
+
+def _sha256(path: Path) -> str | None:
+    """The sha256 of a weights file, hashed again only when its size or time changes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _hashes.get(str(path))
+    if hit is None or hit[0] != stamp:
+        from genlab.fsutil import sha256_file
+
+        hit = _hashes[str(path)] = (stamp, sha256_file(path))
+    return hit[1]
 
 
 def _pixels(shape) -> int:
@@ -247,9 +268,7 @@ def _latest_eval(path: Path) -> dict | None:
         return None
     if not isinstance(rec, dict):
         return None
-    scalar = lambda d: {  # noqa: E731
-        k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    scalar = lambda d: {k: v for k, v in d.items() if _finite(v)}  # noqa: E731
     protocol = rec.get("protocol") if isinstance(rec.get("protocol"), dict) else {}
     return {
         "metrics": scalar(rec),
@@ -271,12 +290,17 @@ def curves(path: Path, limit: int = 2000) -> dict[str, list]:
         step = rec.get("step")
         if not isinstance(step, int):
             continue
-        if isinstance(rec.get("loss"), (int, float)):
+        if _finite(rec.get("loss")):
             train.append([step, rec["loss"]])
-        if isinstance(rec.get("val_loss"), (int, float)):
+        if _finite(rec.get("val_loss")):
             val.append([step, rec["val_loss"]])
     thin = lambda xs: xs[:: max(1, len(xs) // limit)]  # noqa: E731
     return {"train": thin(train), "val": thin(val)}
+
+
+def _finite(v) -> bool:
+    """A number JSON can carry (NaN and inf cannot)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _build_reference(cfg, info) -> Reference:

@@ -167,7 +167,12 @@ class Guard:
                     return await refuse(
                         413, f"the request body is {int(length):,} bytes; at most {MAX_BODY:,}"
                     )
-            receive = _limited(receive, MAX_BODY)
+            # read the body here, whole: past the limit (chunked bodies have no length to
+            # check first) the answer is 413, before any route or parser sees a byte
+            body = await _read_body(receive, MAX_BODY)
+            if body is None:
+                return await refuse(413, f"the request body is larger than {MAX_BODY:,} bytes")
+            receive = _replay(body, receive)
 
         if set_cookie is not None:  # the start-up URL: keep the token in a cookie, drop it from the URL
             cookie = (
@@ -183,10 +188,7 @@ class Guard:
             await send_secured({"type": "http.response.body", "body": b""})
             return
 
-        try:
-            await self.app(scope, receive, send_secured)
-        except BodyTooLarge:
-            await refuse(413, f"the request body is larger than {MAX_BODY:,} bytes")
+        await self.app(scope, receive, send_secured)
 
     def _same_origin(self, origin: str) -> bool:
         if origin == "null" or "://" not in origin:
@@ -199,21 +201,33 @@ class Guard:
         return host in self.hosts and port == str(self.port)
 
 
-class BodyTooLarge(Exception):
-    pass
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The whole request body; None past ``limit`` bytes (or when the client went away)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _limited(receive, limit: int):
-    seen = 0
+def _replay(body: bytes, receive):
+    """A receive that gives the app ``body`` in one message, then the client's own (so a
+    streaming response still hears a disconnect)."""
+    sent = False
 
     async def wrapped():
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge()
-        return message
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
 
     return wrapped
 

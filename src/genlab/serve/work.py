@@ -349,8 +349,15 @@ def gallery(run_dir: Path, limit: int = 60) -> list[dict[str, Any]]:
     folder = Path(run_dir) / GALLERY
     if not folder.is_dir():
         return []
+    inside = Path(run_dir).resolve()
     files = sorted(
-        (p for p in folder.iterdir() if p.stem.isdigit() and p.suffix in (".png", ".json")),
+        (
+            p
+            for p in folder.iterdir()
+            if p.stem.isdigit()
+            and p.suffix in (".png", ".json")
+            and p.resolve().is_relative_to(inside)  # a link out of the run is not followed
+        ),
         key=lambda p: int(p.stem),
         reverse=True,
     )[:limit]

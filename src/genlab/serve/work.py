@@ -266,7 +266,14 @@ def _strip(job: Job, run: Run, run_id: str, ref: Reference, req: dict) -> dict:
         xs.append(x[index : index + 1])
         labels_out.append(labels[index] if labels else None)
         job.emit("progress", {"done": k + 1, "total": len(values)})
-    how = {"seed": seed, "n": n, "mode": "strip", "controls": req["controls"], "vary": vary}
+    how = {
+        "seed": seed,
+        "n": n,
+        "mode": "strip",
+        "controls": req["controls"],
+        "vary": vary,
+        "index_of": index,  # the sample of the batch redrawn at each setting
+    }
     out = _image_result(run, run_id, ref, torch.cat(xs), None, how, req.get("save", True))
     for item, v, lab in zip(out["items"], values, labels_out):
         item["value"] = v

@@ -119,6 +119,54 @@ def test_controls_are_drawn_from_each_familys_declaration(studio_page):
         assert page.locator("#gen-form [name='n']").count() == 1
 
 
+# a value other than the default for every control each family declares
+EVERY_CONTROL = {
+    "vae": {"temperature": 0.6, "label": "3"},
+    "gan": {"truncation": 0.8, "label": "5"},
+    "diffusion": {"sampler": "ddim", "sampling_steps": 8, "guidance": 3.0, "label": "7"},
+    "lstm": {
+        "prompt": "The queen",
+        "max_new_tokens": 40,
+        "temperature": 0.7,
+        "top_k": 20,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repetition_penalty": 1.3,
+        "no_repeat_ngram": 3,
+        "stop": "zzz",
+    },
+}
+
+
+def test_every_declared_control_can_be_set_and_generates(studio_page):
+    page, _, _ = studio_page
+    for run_id, values in EVERY_CONTROL.items():
+        _pick(page, run_id)
+        assert set(values) == set(
+            page.eval_on_selector_all("#controls [data-control]", "e => e.map(x => x.dataset.control)")
+        )
+        for name, value in values.items():
+            box = page.locator(f"#gen-form [name='{name}']").last
+            if box.evaluate("e => e.tagName") == "SELECT":
+                box.select_option(str(value))
+            else:
+                _set(page, name, value)
+        _set(page, "n", 2)
+        page.click("#generate")
+        page.wait_for_selector("#results .sample")
+        status = page.inner_text("#status")
+        assert "error" not in status.lower(), (run_id, status)
+        with page.expect_download() as dl:
+            page.locator("#results .sample a[download$='.json']").first.click()
+        meta = json.loads(Path(dl.value.path()).read_text())
+        meta = meta.get("meta", meta)
+        for name, value in values.items():  # what was generated is what was asked for
+            got = meta["controls"][name]
+            got = got[0] if isinstance(got, list) and name == "stop" else got
+            same = float(got) == value if isinstance(value, float) else str(got) == str(value)
+            assert same, (run_id, name, got, value)
+
+
 def test_text_streams_token_by_token_and_shows_copied_spans(studio_page):
     page, _, _ = studio_page
     _pick(page, "lstm")

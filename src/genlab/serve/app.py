@@ -276,7 +276,7 @@ def create_app(
             if req.mode != "sample" and idx >= n:
                 raise GenlabError(f"sample index {idx} is outside the batch of {n}")
         body = req.model_dump()
-        body["n"], body["controls"] = n, controls
+        body["n"], body["controls"] = n, full  # as used: defaults filled in, types checked
         if body["vary"] is not None and req.vary.name == "sampling_steps":
             body["vary"]["values"] = [int(v) for v in req.vary.values]
         return body, kind

@@ -146,7 +146,7 @@ def test_info_family_and_data_list(capsys):
 def test_python_api_example_from_readme(cvae, tmp_path):
     """The README's Python lines, run as written (with the run path swapped in)."""
     readme = (REPO / "README.md").read_text()
-    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "runs/demo/vae" in b)
     code = block.replace('"runs/demo/vae"', repr(str(cvae))).replace(
         '"grid.png"', repr(str(tmp_path / "g.png"))
     )

@@ -372,6 +372,17 @@ def test_openai_client_streams_what_genlab_sample_prints(studio, studio_runs):
     assert whole.usage.completion_tokens == k
 
 
+def test_the_readmes_openai_example_runs_as_written(studio, capsys):
+    """The README's OpenAI client block, with this server's address swapped in."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "openai" in b)
+    code = block.replace("http://127.0.0.1:8000", studio.base)
+    exec(compile(code, "README.md", "exec"), {})
+    assert len(capsys.readouterr().out) > 20  # it streamed a story of up to 100 characters
+
+
 def test_closing_a_streamed_completion_cancels_its_job(studio):
     conn = http.client.HTTPConnection(studio.base.split("//")[1], timeout=30)
     conn.request(

@@ -1,4 +1,4 @@
-"""Human judgements (metrics/human.py, re-exported by serve/judgements.py): the file keeps
+"""Human judgements (metrics/human.py; the studio's routes are serve/judgements.py): the file keeps
 every whole answer through a SIGKILL and mends a torn line; HYPE and Bradley-Terry give
 the known answers on hand-made and simulated judgements; `genlab compare` shows them."""
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from genlab.errors import RunError
+from genlab.metrics import human as J
 from genlab.report.judgements import human_section
-from genlab.serve import judgements as J
 
 
 def ref(path, name=None):

@@ -14,42 +14,34 @@ start-up and served by name: there is no route that maps a URL to a file.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import secrets
-import threading
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from genlab import __version__
 from genlab.errors import GenlabError
-from genlab.serve import work
+from genlab.serve import completions, judgements, work
 from genlab.serve.jobs import Job, JobQueue, QueueFull
+from genlab.serve.limits import (
+    MAX_FRAMES,
+    MAX_IMAGES,
+    MAX_NEW_TOKENS,
+    MAX_PROMPT,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_STOPS,
+    MAX_STRIP,
+    MAX_TEXTS,
+    Strict,
+)
 from genlab.serve.runs import RunIndex, UnknownRun, curves
-
-# Limits on one request: a studio is for looking, not for bulk sampling (`genlab sample`).
-MAX_IMAGES = 64
-MAX_TEXTS = 8
-MAX_STEPS = 1000  # diffusion sampling steps
-MAX_NEW_TOKENS = 2048
-MAX_PROMPT = 4000  # characters
-MAX_STOPS = 4
-MAX_FRAMES = 32
-MAX_STRIP = 8
-MAX_SEED = 2**63 - 1
-MAX_TRIALS = 10_000  # open judgement trials kept in memory
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Vary(Strict):
@@ -78,37 +70,6 @@ class GenerateRequest(Strict):
 
 class ProvenanceRequest(Strict):
     png: str = Field(max_length=3_000_000, description="base64 of a PNG saved from the studio")
-
-
-class TrialRequest(Strict):
-    kind: Literal["real_or_generated", "pairwise"]
-    run: str | None = Field(None, max_length=200)
-    runs: list[str] | None = Field(None, min_length=2, max_length=2)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    controls: dict[str, Any] = Field(default_factory=dict)
-
-
-class JudgementRequest(Strict):
-    trial: str = Field(max_length=64)
-    answer: Literal["real", "generated", "left", "right", "tie"]
-    rater: str | None = Field(None, max_length=64, description="an opaque id the page keeps")
-
-
-class CompletionRequest(BaseModel):
-    """OpenAI's completions request; the fields genlab does not take must stay unset."""
-
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(max_length=200)
-    prompt: str | list[str] = ""
-    max_tokens: int | None = Field(16, ge=1, le=MAX_NEW_TOKENS)
-    temperature: float | None = Field(1.0, ge=0.0, le=2.0)
-    top_p: float | None = Field(1.0, gt=0.0, le=1.0)
-    n: int | None = Field(1, ge=1, le=MAX_TEXTS)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    stream: bool | None = False
-    stream_options: dict | None = None
-    user: str | None = None
 
 
 STATIC = ("index.html", "app.js", "style.css", "docs.html", "docs.js")
@@ -140,8 +101,6 @@ def create_app(
     index = RunIndex(folders, max_loaded=max_loaded, device=device)
     jobs = JobQueue(workers=workers, max_pending=max_pending)
     static = _static()
-    trials: collections.OrderedDict[str, dict] = collections.OrderedDict()
-    trials_lock = threading.Lock()
     rng = secrets.SystemRandom()
 
     app = FastAPI(
@@ -384,244 +343,8 @@ def create_app(
             match = now == meta.get("weights_sha256")
         return {"meta": meta, "run_known": known, "weights_match": match}
 
-    # -- human judgement -----------------------------------------------------------------
-    def run_ref(rid: str) -> dict:
-        path = index.path(rid)
-        run = index.load(rid)
-        return {"id": rid, "name": path.name, "path": str(path), "weights_sha256": run.weights_sha256}
-
-    def real_or_generated(job: Job, rid: str) -> dict:
-        run, ref = index.load(rid), index.reference(rid)
-        truth = rng.choice(["real", "generated"])
-        seed = rng.randrange(2**31)
-        g = torch.Generator().manual_seed(seed)
-        if run.info.kind == "text":
-            fake = run.model.sample(1, generator=g, max_new_tokens=300)[0]
-            item = {"text": _passage(fake, ref, rng) if truth == "real" else _trim(fake)}
-        else:
-            if truth == "real":
-                x = ref.test[rng.randrange(len(ref.test))].permute(1, 2, 0).numpy()
-            else:
-                x = work.to_uint8(run.model.sample(1, generator=g, **_labels_kw(run, rng)))[0]
-            item = {"png": work.data_uri(work._plain_png(x))}
-        return {"truth": truth, "item": item, "seed": seed, "run": run_ref(rid),
-                "data": run.info.kind}
-
-    def pairwise(job: Job, rids: list[str], seed: int, controls: dict) -> dict:
-        sides = []
-        kinds = set()
-        for rid in rids:
-            run = index.load(rid)
-            kinds.add(run.info.kind)
-            c = {k: v for k, v in controls.items() if k in run.model.controls and v is not None}
-            g = torch.Generator().manual_seed(seed)
-            if run.info.kind == "text":
-                c.setdefault("max_new_tokens", 200)
-                sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
-            else:
-                x = work.to_uint8(run.model.sample(1, generator=g, **run.model.check_controls(c)))[0]
-                sides.append((rid, {"png": work.data_uri(work._plain_png(x))}))
-        if len(kinds) != 1:
-            raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
-        rng.shuffle(sides)
-        return {"sides": sides, "seed": seed, "controls": controls, "data": kinds.pop()}
-
-    def keep_trial(t: dict) -> str:
-        tid = secrets.token_hex(12)
-        with trials_lock:
-            trials[tid] = t
-            while len(trials) > MAX_TRIALS:
-                trials.popitem(last=False)
-        return tid
-
-    @app.post("/api/trials", summary="One blind item (real or generated) or one pair to judge")
-    async def new_trial(req: TrialRequest):
-        if req.kind == "real_or_generated":
-            if not req.run:
-                raise GenlabError("a real-or-generated trial needs run")
-            index.path(req.run)
-            job = jobs.submit(lambda j: real_or_generated(j, req.run), label="trial")
-            t = await _result(jobs, job)
-            tid = keep_trial({"kind": req.kind, **t})
-            return {"trial": tid, **t["item"]}
-        if not req.runs or req.runs[0] == req.runs[1]:
-            raise GenlabError("a pairwise trial needs two different runs")
-        for rid in req.runs:
-            index.path(rid)
-        seed = req.seed if req.seed is not None else rng.randrange(2**31)
-        job = jobs.submit(lambda j: pairwise(j, req.runs, seed, req.controls), label="pair")
-        t = await _result(jobs, job)
-        refs = [await asyncio.to_thread(run_ref, rid) for rid, _ in t["sides"]]
-        tid = keep_trial({"kind": req.kind, "refs": refs, **t})
-        return {"trial": tid, "left": t["sides"][0][1], "right": t["sides"][1][1]}
-
-    @app.post("/api/judgements", summary="Record one answer (appended to the run's judgements.jsonl)")
-    async def judge(req: JudgementRequest):
-        from genlab.serve import judgements
-
-        with trials_lock:
-            t = trials.pop(req.trial, None)
-        if t is None:
-            raise HTTPException(404, "no such trial (answered already, or too old); ask for a new one")
-        if t["kind"] == "real_or_generated":
-            if req.answer not in ("real", "generated"):
-                raise GenlabError("answer real or generated")
-            rec = {
-                "kind": "real_or_generated",
-                "data": t["data"],
-                "run": t["run"],
-                "truth": t["truth"],
-                "answer": req.answer,
-                "correct": req.answer == t["truth"],
-                "seed": t["seed"],
-                "rater": req.rater,
-            }
-            await asyncio.to_thread(judgements.append, Path(t["run"]["path"]), rec)
-            runs = [t["run"]["id"]]
-            out = {"correct": rec["correct"], "truth": t["truth"]}
-        else:
-            if req.answer not in ("left", "right", "tie"):
-                raise GenlabError("answer left, right or tie")
-            refs = t["refs"]
-            winner = None if req.answer == "tie" else refs[0 if req.answer == "left" else 1]["path"]
-            rec = {
-                "kind": "pairwise",
-                "data": t["data"],
-                "runs": refs,
-                "answer": req.answer,
-                "winner": winner,
-                "seed": t["seed"],
-                "controls": t["controls"],
-                "rater": req.rater,
-            }
-            rec = await asyncio.to_thread(judgements.append, Path(refs[0]["path"]), rec)
-            await asyncio.to_thread(judgements.append, Path(refs[1]["path"]), rec)
-            runs = [r["id"] for r in refs]
-            out = {"correct": None, "truth": None}
-        return {"recorded": True, **out, "summary": await asyncio.to_thread(summary_of, runs)}
-
-    def summary_of(run_ids: list[str]) -> dict:
-        from genlab.serve import judgements
-
-        paths = {str(index.path(r)): r for r in run_ids}
-        s = judgements.summary([Path(p) for p in paths])
-        hype = {paths.get(k, k): v for k, v in s.get("hype", {}).items() if k in paths}
-        bt = dict(s.get("bradley_terry", {}))
-        bt["scores"] = [
-            {**row, "run": paths.get(row.get("path"), row.get("name"))}
-            for row in bt.get("scores", [])
-        ]
-        for row in bt["scores"]:
-            row.pop("path", None)
-        return {"hype": hype, "bradley_terry": bt}
-
-    @app.get("/api/judgements", summary="HYPE∞ and Bradley–Terry figures of the given runs")
-    async def get_judgements(runs: str = ""):
-        ids = [r for r in runs.split(",") if r][:16]
-        for rid in ids:
-            index.path(rid)
-        return await asyncio.to_thread(summary_of, ids)
-
-    # -- OpenAI-compatible ---------------------------------------------------------------
-    @app.get("/v1/models", summary="OpenAI-compatible: the text runs")
-    async def models():
-        out = []
-        for rid in await asyncio.to_thread(index.ids):
-            try:
-                d = await asyncio.to_thread(index.describe, rid)
-            except GenlabError:
-                continue
-            if d["kind"] == "text":
-                out.append({"id": rid, "object": "model", "created": 0, "owned_by": "genlab"})
-        return {"object": "list", "data": out}
-
-    @app.post("/v1/completions", summary="OpenAI-compatible completions (stream too)")
-    async def completions(req: CompletionRequest):
-        unsupported = {
-            k: v
-            for k, v in (req.model_extra or {}).items()
-            if v not in (None, False, 0, 1, {}, [], "")
-        }
-        if unsupported:
-            raise GenlabError(f"genlab does not take {sorted(unsupported)[0]!r} in completions")
-        prompt = req.prompt if isinstance(req.prompt, str) else "".join(req.prompt[:1])
-        if isinstance(req.prompt, list) and len(req.prompt) > 1:
-            raise GenlabError("give one prompt (a string)")
-        d = await asyncio.to_thread(index.describe, req.model)
-        if d["kind"] != "text":
-            raise GenlabError(f"run {req.model!r} makes images; /v1/completions is for text runs")
-        if len(prompt) > MAX_PROMPT:
-            raise GenlabError(f"prompt: at most {MAX_PROMPT} characters")
-        controls = {
-            "prompt": prompt,
-            "max_new_tokens": req.max_tokens or 16,
-            "temperature": 1.0 if req.temperature is None else req.temperature,
-            "top_p": 1.0 if req.top_p is None else req.top_p,
-        }
-        stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
-        if len(stop) > MAX_STOPS:
-            raise GenlabError(f"stop: at most {MAX_STOPS} strings")
-        if stop:
-            controls["stop"] = stop
-        seed = req.seed if req.seed is not None else rng.randrange(2**31)
-        n = req.n or 1
-        body = {"run": req.model, "n": n, "seed": seed, "controls": controls, "save": False}
-        job = jobs.submit(generate_job(body, "text"), label=f"completion {req.model}")
-        cid, created = f"cmpl-{job.id}", int(time.time())
-
-        def chunk(i: int, text: str, finish: str | None) -> dict:
-            return {
-                "id": cid,
-                "object": "text_completion",
-                "created": created,
-                "model": req.model,
-                "choices": [{"text": text, "index": i, "logprobs": None, "finish_reason": finish}],
-            }
-
-        if req.stream:
-
-            async def stream():
-                finished = False
-                try:
-                    async for kind, data in jobs.listen(job):
-                        if kind == "token":
-                            yield f"data: {json.dumps(chunk(data['i'], data['text'], None))}\n\n"
-                        elif kind == "result":
-                            for it in data["items"]:
-                                c = chunk(it["i"], "", it["finish_reason"])
-                                yield f"data: {json.dumps(c)}\n\n"
-                        elif kind == "error":
-                            yield f"data: {json.dumps({'error': {'message': data['message']}})}\n\n"
-                        elif kind == "done":
-                            finished = True
-                            yield "data: [DONE]\n\n"
-                finally:
-                    if not finished:
-                        job.cancel()
-
-            return StreamingResponse(stream(), media_type="text/event-stream")
-        result = await _result(jobs, job)
-        run = await asyncio.to_thread(index.load, req.model)
-        prompt_tokens = len(run.model.encode_prompt(prompt))
-        tok = run.model.tokenizer
-        completion_tokens = sum(len(tok.encode(it["text"])) for it in result["items"])
-        return {
-            "id": cid,
-            "object": "text_completion",
-            "created": created,
-            "model": req.model,
-            "seed": seed,
-            "choices": [
-                {"text": it["text"], "index": it["i"], "logprobs": None,
-                 "finish_reason": it["finish_reason"]}
-                for it in result["items"]
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+    judgements.add_routes(app, index, jobs, rng)
+    completions.add_routes(app, index, jobs, rng, generate_job)
 
     @app.get("/api/health", summary="Liveness, queue length and the served runs' count")
     async def health():
@@ -630,39 +353,5 @@ def create_app(
     return app
 
 
-async def _result(jobs: JobQueue, job: Job) -> Any:
-    """Wait (without blocking the loop, or holding a thread) for a job; its error as a
-    GenlabError."""
-    async for _ in jobs.listen(job):
-        pass
-    if job.error is not None:
-        raise GenlabError(job.error)
-    if job.result is None:
-        raise GenlabError("the job was cancelled")
-    return job.result
-
-
 def _sse(kind: str, data: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-def _labels_kw(run, rng) -> dict:
-    if run.info.num_classes and getattr(run.config.model, "conditional", False):
-        return {"label": rng.randrange(run.info.num_classes)}
-    return {}
-
-
-def _trim(text: str, limit: int = 300) -> str:
-    text = text.strip()[:limit]
-    cut = text.rfind(" ")
-    return text[:cut] if cut > limit // 2 else text
-
-
-def _passage(like: str, ref, rng) -> str:
-    """A real held-out passage about as long as the generated text ``like``."""
-    length = max(80, len(_trim(like)))
-    doc = rng.choice(ref.passages)
-    start = rng.randrange(max(1, len(doc) - length))
-    space = doc.find(" ", start)
-    start = space + 1 if 0 <= space < start + 40 else start
-    return _trim(doc[start : start + length + 40], length)

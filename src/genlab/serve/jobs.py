@@ -212,6 +212,17 @@ class JobQueue:
                 if (loop, q) in job._listeners:
                     job._listeners.remove((loop, q))
 
+    async def result(self, job: Job) -> Any:
+        """Wait for ``job`` without blocking the loop (or holding a thread); its result, or
+        its error as a GenlabError."""
+        async for _ in self.listen(job):
+            pass
+        if job.error is not None:
+            raise GenlabError(job.error)
+        if job.result is None:
+            raise GenlabError("the job was cancelled")
+        return job.result
+
     def close(self) -> None:
         for _ in self._threads:
             self._q.put(None)

@@ -1,11 +1,205 @@
-"""The studio's judgements: stored and measured in genlab.metrics.human (the report reads
-them too, and report and serve are siblings), re-exported here for the server.
+"""The studio's human-judgement routes: blind real-or-generated trials (HYPE, Zhou et al.
+2019) and pairwise preferences between runs (Bradley-Terry), each answer appended to the
+run's judgements.jsonl (see metrics/human.py for the storage and the statistics).
 
-    from genlab.serve import judgements
-    rec = judgements.append(run_dir, {"kind": "pairwise", "runs": [a, b], "answer": "left"})
-    judgements.summary([run_a, run_b])   # {"hype": {path: ...}, "bradley_terry": {...}}
+    POST /api/trials {"kind": "real_or_generated", "run": "vae"}   -> {"trial", "png"}
+    POST /api/judgements {"trial": ..., "answer": "real"}           -> recorded, with a summary
+    GET  /api/judgements?runs=vae,gan                               -> HYPE and Bradley-Terry
+
+The truth of each trial stays on the server (the page cannot peek); trials are forgotten
+once answered, or when more than MAX_TRIALS are open.
 """
 
-from genlab.metrics.human import FILE, append, bradley_terry, dedupe, hype, read, summary
+from __future__ import annotations
 
-__all__ = ["FILE", "append", "bradley_terry", "dedupe", "hype", "read", "summary"]
+import asyncio
+import collections
+import secrets
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from fastapi import FastAPI, HTTPException
+from pydantic import Field
+
+from genlab.errors import GenlabError
+from genlab.metrics import human
+from genlab.serve import work
+from genlab.serve.jobs import Job, JobQueue
+from genlab.serve.limits import MAX_SEED, MAX_TRIALS, Strict
+from genlab.serve.runs import RunIndex
+
+
+class TrialRequest(Strict):
+    kind: Literal["real_or_generated", "pairwise"]
+    run: str | None = Field(None, max_length=200)
+    runs: list[str] | None = Field(None, min_length=2, max_length=2)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    controls: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgementRequest(Strict):
+    trial: str = Field(max_length=64)
+    answer: Literal["real", "generated", "left", "right", "tie"]
+    rater: str | None = Field(None, max_length=64, description="an opaque id the page keeps")
+
+
+def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
+    trials: collections.OrderedDict[str, dict] = collections.OrderedDict()
+    trials_lock = threading.Lock()
+
+    def run_ref(rid: str) -> dict:
+        path = index.path(rid)
+        run = index.load(rid)
+        return {"id": rid, "name": path.name, "path": str(path), "weights_sha256": run.weights_sha256}
+
+    def real_or_generated(job: Job, rid: str) -> dict:
+        run, ref = index.load(rid), index.reference(rid)
+        truth = rng.choice(["real", "generated"])
+        seed = rng.randrange(2**31)
+        g = torch.Generator().manual_seed(seed)
+        if run.info.kind == "text":
+            fake = run.model.sample(1, generator=g, max_new_tokens=300)[0]
+            item = {"text": _passage(fake, ref, rng) if truth == "real" else _trim(fake)}
+        else:
+            if truth == "real":
+                x = ref.test[rng.randrange(len(ref.test))].permute(1, 2, 0).numpy()
+            else:
+                x = work.to_uint8(run.model.sample(1, generator=g, **_labels_kw(run, rng)))[0]
+            item = {"png": work.data_uri(work._plain_png(x))}
+        return {"truth": truth, "item": item, "seed": seed, "run": run_ref(rid),
+                "data": run.info.kind}
+
+    def pairwise(job: Job, rids: list[str], seed: int, controls: dict) -> dict:
+        sides = []
+        kinds = set()
+        for rid in rids:
+            run = index.load(rid)
+            kinds.add(run.info.kind)
+            c = {k: v for k, v in controls.items() if k in run.model.controls and v is not None}
+            g = torch.Generator().manual_seed(seed)
+            if run.info.kind == "text":
+                c.setdefault("max_new_tokens", 200)
+                sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
+            else:
+                x = work.to_uint8(run.model.sample(1, generator=g, **run.model.check_controls(c)))[0]
+                sides.append((rid, {"png": work.data_uri(work._plain_png(x))}))
+        if len(kinds) != 1:
+            raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
+        rng.shuffle(sides)
+        return {"sides": sides, "seed": seed, "controls": controls, "data": kinds.pop()}
+
+    def keep_trial(t: dict) -> str:
+        tid = secrets.token_hex(12)
+        with trials_lock:
+            trials[tid] = t
+            while len(trials) > MAX_TRIALS:
+                trials.popitem(last=False)
+        return tid
+
+    @app.post("/api/trials", summary="One blind item (real or generated) or one pair to judge")
+    async def new_trial(req: TrialRequest):
+        if req.kind == "real_or_generated":
+            if not req.run:
+                raise GenlabError("a real-or-generated trial needs run")
+            index.path(req.run)
+            job = jobs.submit(lambda j: real_or_generated(j, req.run), label="trial")
+            t = await jobs.result(job)
+            tid = keep_trial({"kind": req.kind, **t})
+            return {"trial": tid, **t["item"]}
+        if not req.runs or req.runs[0] == req.runs[1]:
+            raise GenlabError("a pairwise trial needs two different runs")
+        for rid in req.runs:
+            index.path(rid)
+        seed = req.seed if req.seed is not None else rng.randrange(2**31)
+        job = jobs.submit(lambda j: pairwise(j, req.runs, seed, req.controls), label="pair")
+        t = await jobs.result(job)
+        refs = [await asyncio.to_thread(run_ref, rid) for rid, _ in t["sides"]]
+        tid = keep_trial({"kind": req.kind, "refs": refs, **t})
+        return {"trial": tid, "left": t["sides"][0][1], "right": t["sides"][1][1]}
+
+    @app.post("/api/judgements", summary="Record one answer (appended to the run's judgements.jsonl)")
+    async def judge(req: JudgementRequest):
+        with trials_lock:
+            t = trials.pop(req.trial, None)
+        if t is None:
+            raise HTTPException(404, "no such trial (answered already, or too old); ask for a new one")
+        if t["kind"] == "real_or_generated":
+            if req.answer not in ("real", "generated"):
+                raise GenlabError("answer real or generated")
+            rec = {
+                "kind": "real_or_generated",
+                "data": t["data"],
+                "run": t["run"],
+                "truth": t["truth"],
+                "answer": req.answer,
+                "correct": req.answer == t["truth"],
+                "seed": t["seed"],
+                "rater": req.rater,
+            }
+            await asyncio.to_thread(human.append, Path(t["run"]["path"]), rec)
+            runs = [t["run"]["id"]]
+            out = {"correct": rec["correct"], "truth": t["truth"]}
+        else:
+            if req.answer not in ("left", "right", "tie"):
+                raise GenlabError("answer left, right or tie")
+            refs = t["refs"]
+            winner = None if req.answer == "tie" else refs[0 if req.answer == "left" else 1]["path"]
+            rec = {
+                "kind": "pairwise",
+                "data": t["data"],
+                "runs": refs,
+                "answer": req.answer,
+                "winner": winner,
+                "seed": t["seed"],
+                "controls": t["controls"],
+                "rater": req.rater,
+            }
+            rec = await asyncio.to_thread(human.append, Path(refs[0]["path"]), rec)
+            await asyncio.to_thread(human.append, Path(refs[1]["path"]), rec)
+            runs = [r["id"] for r in refs]
+            out = {"correct": None, "truth": None}
+        return {"recorded": True, **out, "summary": await asyncio.to_thread(summary_of, runs)}
+
+    def summary_of(run_ids: list[str]) -> dict:
+        paths = {str(index.path(r)): r for r in run_ids}
+        s = human.summary([Path(p) for p in paths])
+        hype = {paths.get(k, k): v for k, v in s.get("hype", {}).items() if k in paths}
+        bt = dict(s.get("bradley_terry", {}))
+        bt["scores"] = [
+            {**row, "run": paths.get(row.get("path"), row.get("name"))}
+            for row in bt.get("scores", [])
+        ]
+        for row in bt["scores"]:
+            row.pop("path", None)
+        return {"hype": hype, "bradley_terry": bt}
+
+    @app.get("/api/judgements", summary="HYPE∞ and Bradley–Terry figures of the given runs")
+    async def get_judgements(runs: str = ""):
+        ids = [r for r in runs.split(",") if r][:16]
+        for rid in ids:
+            index.path(rid)
+        return await asyncio.to_thread(summary_of, ids)
+
+
+def _labels_kw(run, rng) -> dict:
+    if run.info.num_classes and getattr(run.config.model, "conditional", False):
+        return {"label": rng.randrange(run.info.num_classes)}
+    return {}
+
+
+def _trim(text: str, limit: int = 300) -> str:
+    text = text.strip()[:limit]
+    cut = text.rfind(" ")
+    return text[:cut] if cut > limit // 2 else text
+
+
+def _passage(like: str, ref, rng) -> str:
+    """A real held-out passage about as long as the generated text ``like``."""
+    length = max(80, len(_trim(like)))
+    doc = rng.choice(ref.passages)
+    start = rng.randrange(max(1, len(doc) - length))
+    space = doc.find(" ", start)
+    start = space + 1 if 0 <= space < start + 40 else start
+    return _trim(doc[start : start + length + 40], length)

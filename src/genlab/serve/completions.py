@@ -1,0 +1,145 @@
+"""The OpenAI-compatible subset for text runs: existing clients work unchanged.
+
+    GET  /v1/models          the text runs, by id
+    POST /v1/completions     prompt, max_tokens, temperature, top_p, n, stop, seed, stream
+                             (stream: "data: {chunk}" lines, then "data: [DONE]")
+
+A completion is a studio job like any other (the same queue, the same worker threads);
+with the same seed and controls its text is what `genlab sample` prints. Fields of
+OpenAI's request that genlab does not take must be left unset: they are refused, never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from genlab.errors import GenlabError
+from genlab.serve.jobs import JobQueue
+from genlab.serve.limits import MAX_NEW_TOKENS, MAX_PROMPT, MAX_SEED, MAX_STOPS, MAX_TEXTS
+from genlab.serve.runs import RunIndex
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's completions request; the fields genlab does not take must stay unset."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(max_length=200)
+    prompt: str | list[str] = ""
+    max_tokens: int | None = Field(16, ge=1, le=MAX_NEW_TOKENS)
+    temperature: float | None = Field(1.0, ge=0.0, le=2.0)
+    top_p: float | None = Field(1.0, gt=0.0, le=1.0)
+    n: int | None = Field(1, ge=1, le=MAX_TEXTS)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    stream: bool | None = False
+    stream_options: dict | None = None
+    user: str | None = None
+
+
+def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng, generate_job) -> None:
+    @app.get("/v1/models", summary="OpenAI-compatible: the text runs")
+    async def models():
+        out = []
+        for rid in await asyncio.to_thread(index.ids):
+            try:
+                d = await asyncio.to_thread(index.describe, rid)
+            except GenlabError:
+                continue
+            if d["kind"] == "text":
+                out.append({"id": rid, "object": "model", "created": 0, "owned_by": "genlab"})
+        return {"object": "list", "data": out}
+
+    @app.post("/v1/completions", summary="OpenAI-compatible completions (stream too)")
+    async def completions(req: CompletionRequest):
+        unsupported = {
+            k: v
+            for k, v in (req.model_extra or {}).items()
+            if v not in (None, False, 0, 1, {}, [], "")
+        }
+        if unsupported:
+            raise GenlabError(f"genlab does not take {sorted(unsupported)[0]!r} in completions")
+        prompt = req.prompt if isinstance(req.prompt, str) else "".join(req.prompt[:1])
+        if isinstance(req.prompt, list) and len(req.prompt) > 1:
+            raise GenlabError("give one prompt (a string)")
+        d = await asyncio.to_thread(index.describe, req.model)
+        if d["kind"] != "text":
+            raise GenlabError(f"run {req.model!r} makes images; /v1/completions is for text runs")
+        if len(prompt) > MAX_PROMPT:
+            raise GenlabError(f"prompt: at most {MAX_PROMPT} characters")
+        controls = {
+            "prompt": prompt,
+            "max_new_tokens": req.max_tokens or 16,
+            "temperature": 1.0 if req.temperature is None else req.temperature,
+            "top_p": 1.0 if req.top_p is None else req.top_p,
+        }
+        stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
+        if len(stop) > MAX_STOPS:
+            raise GenlabError(f"stop: at most {MAX_STOPS} strings")
+        if stop:
+            controls["stop"] = stop
+        seed = req.seed if req.seed is not None else rng.randrange(2**31)
+        n = req.n or 1
+        body = {"run": req.model, "n": n, "seed": seed, "controls": controls, "save": False}
+        job = jobs.submit(generate_job(body, "text"), label=f"completion {req.model}")
+        cid, created = f"cmpl-{job.id}", int(time.time())
+
+        def chunk(i: int, text: str, finish: str | None) -> dict:
+            return {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": req.model,
+                "choices": [{"text": text, "index": i, "logprobs": None, "finish_reason": finish}],
+            }
+
+        if req.stream:
+
+            async def stream():
+                finished = False
+                try:
+                    async for kind, data in jobs.listen(job):
+                        if kind == "token":
+                            yield f"data: {json.dumps(chunk(data['i'], data['text'], None))}\n\n"
+                        elif kind == "result":
+                            for it in data["items"]:
+                                c = chunk(it["i"], "", it["finish_reason"])
+                                yield f"data: {json.dumps(c)}\n\n"
+                        elif kind == "error":
+                            yield f"data: {json.dumps({'error': {'message': data['message']}})}\n\n"
+                        elif kind == "done":
+                            finished = True
+                            yield "data: [DONE]\n\n"
+                finally:
+                    if not finished:
+                        job.cancel()
+
+            return StreamingResponse(stream(), media_type="text/event-stream")
+        result = await jobs.result(job)
+        run = await asyncio.to_thread(index.load, req.model)
+        prompt_tokens = len(run.model.encode_prompt(prompt))
+        tok = run.model.tokenizer
+        completion_tokens = sum(len(tok.encode(it["text"])) for it in result["items"])
+        return {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": req.model,
+            "seed": seed,
+            "choices": [
+                {"text": it["text"], "index": it["i"], "logprobs": None,
+                 "finish_reason": it["finish_reason"]}
+                for it in result["items"]
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }

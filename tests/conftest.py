@@ -115,3 +115,51 @@ def studio(studio_runs):
     s = start_studio([studio_runs])
     yield s
     s.stop()
+
+
+# -- sound ----------------------------------------------------------------------------------
+def write_wav(path: Path, x, rate: int = 8000, width: int = 2, channels: int = 1) -> Path:
+    """A PCM WAV of float samples ``x`` in [-1, 1] (1-D, or (frames, channels))."""
+    import wave
+
+    import numpy as np
+
+    a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    a = np.repeat(a, channels, axis=1) if a.shape[1] == 1 and channels > 1 else a
+    if width == 1:
+        raw = np.clip(np.round(a * 128 + 128), 0, 255).astype(np.uint8).tobytes()
+    else:
+        full = 2 ** (8 * width - 1)  # the scale readers divide by
+        ints = np.clip(np.round(a * full), -full, full - 1).astype(np.int64)
+        raw = b"".join(
+            int(v).to_bytes(width, "little", signed=True) for v in ints.reshape(-1)
+        ) if width == 3 else ints.astype({2: "<i2", 4: "<i4"}[width]).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(a.shape[1])
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(raw)
+    return path
+
+
+def tone_clips(root: Path, per_class: int = 12, rate: int = 8000) -> Path:
+    """A folder of short labelled clips named like FSDD's ({label}_{speaker}_{i}.wav): class
+    k is a decaying tone at 300 * (k + 1) Hz with a little noise, 0.2-0.45 s long."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        for i in range(per_class):
+            n = int(rate * rng.uniform(0.2, 0.45))
+            t = np.arange(n) / rate
+            x = 0.5 * np.sin(2 * np.pi * 300 * (k + 1) * t) * np.exp(-3 * t)
+            x += 0.01 * rng.standard_normal(n)
+            write_wav(root / f"{k}_tone_{i}.wav", x, rate)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tone_folder(tmp_path_factory) -> Path:
+    """36 labelled tone clips in three classes, FSDD's naming (see tone_clips)."""
+    return tone_clips(tmp_path_factory.mktemp("tones") / "tones")

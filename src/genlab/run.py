@@ -123,6 +123,7 @@ def read_config(run_dir: Path) -> tuple[RunConfig, DataInfo]:
         tuple(info.get("shape", ())),
         info.get("classes", []),
         int(info.get("vocab_size", 0)),
+        info.get("audio"),
     )
 
 

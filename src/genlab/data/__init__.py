@@ -26,6 +26,9 @@ class DataInfo:
     shape: tuple[int, ...] = ()  # (C, H, W) for images
     classes: list[str] = field(default_factory=list)
     vocab_size: int = 0  # text: the tokenizer's vocabulary
+    # sound: the spectrogram transform the images come from (data/spectrogram.py, as a dict);
+    # the models see images, the writers and the evaluation turn them back into sound
+    audio: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -50,6 +53,10 @@ class DataConfig:
     tokenizer: Literal["char", "bpe"] = "char"  # characters, or byte-level BPE trained on it
     vocab_size: int = 4096  # bpe: the vocabulary to learn
     separator: Literal["auto", "eot", "blank", "none"] = "auto"  # what splits documents
+    # sound
+    sample_rate: int = 8000  # Hz: every clip is read at this rate
+    seconds: float = 0.512  # clip length: shorter clips are padded, longer keep their loudest part
+    resample: bool = True  # a clip at another rate is resampled (polyphase), or refused
 
     def __post_init__(self):
         if self.vocab_size < 260:
@@ -58,19 +65,35 @@ class DataConfig:
             raise ValueError("data.channels must be 1 or 3")
         if self.size is not None and not 4 <= self.size <= 1024:
             raise ValueError("data.size must be between 4 and 1024")
+        if not 1000 <= self.sample_rate <= 192_000:
+            raise ValueError("data.sample_rate must be between 1000 and 192000 Hz")
+        if not 0 < self.seconds <= 60:
+            raise ValueError("data.seconds must be more than 0 and at most 60")
 
 
 def load_data(cfg: DataConfig, split: str, progress: bool = True):
     """The ``split`` ("train" or "test") of the data set ``cfg`` names."""
+    from genlab.data.audio import is_audio, load_audio
     from genlab.data.images import load_images
 
+    if is_audio(cfg.name):
+        return load_audio(
+            cfg.name,
+            split,
+            sample_rate=cfg.sample_rate,
+            seconds=cfg.seconds,
+            resample=cfg.resample,
+            progress=progress,
+        )
     return load_images(
         cfg.name, split, size=cfg.size, crop=cfg.crop, channels=cfg.channels, progress=progress
     )
 
 
 def data_info(images) -> DataInfo:
-    return DataInfo.images(images.shape, images.classes)
+    info = DataInfo.images(images.shape, images.classes)
+    info.audio = getattr(images, "audio", None)
+    return info
 
 
 @dataclass

@@ -67,6 +67,8 @@ class ImageSet:
     classes: list[str]  # class names in label order ([] when unlabelled)
     name: str  # "digits", "mnist", or the path as given
     source: str  # where it was read from, for people
+    audio: dict | None = None  # sound (data/audio.py): the spectrogram transform, as a dict
+    wave: torch.Tensor | None = None  # sound: the clips (N, samples) float, before the transform
 
     @property
     def num_classes(self) -> int:

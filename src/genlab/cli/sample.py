@@ -1,4 +1,5 @@
-"""`genlab sample`: generate images (a grid, .npz or a folder) or text from a run."""
+"""`genlab sample`: generate images (a grid, .npz or a folder), text, or sound (WAV files) from
+a run; `--say TEXT` speaks a text with a digit-conditioned audio run."""
 
 from __future__ import annotations
 
@@ -19,15 +20,24 @@ def add_parser(sub) -> None:
         ".png a grid, .npz arrays (x: uint8 N,H,W,C; y: labels of a conditional "
         "model), a path ending in / one PNG per sample; for text, .txt (samples between "
         "rules of =) or .jsonl (one JSON object a sample, with the controls). Text without "
-        "--out streams to the terminal. Samples are drawn 250 at a time (text: 50) and "
-        "written as they come, so a folder/, an .npz or a text file takes any -n; a .png "
-        "grid takes at most 10,000.",
+        "--out streams to the terminal. A run trained on sound makes spectrograms that "
+        "Griffin-Lim turns into sound (--gl-iters): a path ending in / gets one 16-bit WAV "
+        "per sample, .wav one sample, .npz arrays (audio: float32 N,samples; sample_rate; x: "
+        "the uint8 spectrograms; y: labels), .png a spectrogram grid (low frequencies at the "
+        "bottom); --say TEXT --out NAME.wav speaks TEXT, one generated clip per character "
+        "(a class of the run), silence trimmed, 0.15 s between. Samples are drawn 250 at a "
+        "time (text: 50) and written as they come, so a folder/, an .npz or a text file takes "
+        "any -n; a .png grid takes at most 10,000.",
         epilog="examples:\n  genlab sample runs/vae -n 64 --out grid.png "
         "--temperature 0.8\n  genlab sample runs/cvae -n 100 --out s.npz --label 3\n"
         "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png\n"
         '  genlab sample runs/gpt --prompt "Once upon a time" --temperature 0.8 --top-p 0.9\n'
         '  genlab sample runs/gpt --prompt "Once upon a time" -n 5 --out stories.jsonl '
-        "--max-new-tokens 300 --repetition-penalty 1.2",
+        "--max-new-tokens 300 --repetition-penalty 1.2\n"
+        "  genlab sample runs/fsdd -n 10 --label 7 --out sevens/      # sevens/000000.wav, ...\n"
+        "  genlab sample runs/fsdd -n 1 --label 3 --out three.wav --gl-iters 100\n"
+        "  genlab sample runs/fsdd -n 40 --out digits.png             # spectrograms\n"
+        "  genlab sample runs/fsdd --say 2026 --out 2026.wav",
     )
     s.add_argument("run", help="run directory")
     s.add_argument(
@@ -36,7 +46,7 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--out",
         help="images: a .png grid, .npz or folder/; text: .txt or .jsonl (without --out, text "
-        "streams to the terminal)",
+        "streams to the terminal); sound: folder/ (WAVs), .wav (one sample), .npz or .png",
     )
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument(
@@ -52,6 +62,19 @@ def add_parser(sub) -> None:
         metavar="K",
         help="write -n latent interpolations of K steps each (latent families)",
     )
+    s.add_argument(
+        "--say",
+        metavar="TEXT",
+        help="sound runs conditioned on characters (digits): speak TEXT, one generated clip "
+        "per character, into the one --out NAME.wav",
+    )
+    s.add_argument(
+        "--gl-iters",
+        type=int,
+        metavar="N",
+        help="sound runs: Griffin-Lim iterations rebuilding the phase, 0 to 1000 (more: "
+        "cleaner and slower; default: 32)",
+    )
     _add_controls(s)
     s.set_defaults(func=cmd_sample)
 
@@ -64,16 +87,32 @@ def cmd_sample(args, overrides: list[str]) -> int:
     import torch
 
     from genlab.run import load
-    from genlab.sample import GRID_MAX, check_image_output, save_image_batches
+    from genlab.sample import GL_ITERS_MAX, GRID_MAX, check_image_output, save_image_batches
 
-    check_counts(args, n=(1, None), seed=(0, 2**63 - 1), interpolate=(2, 1000))
+    check_counts(
+        args, n=(1, None), seed=(0, 2**63 - 1), interpolate=(2, 1000), gl_iters=(0, GL_ITERS_MAX)
+    )
     if args.out is not None and args.n is None and Path(args.out).suffix in (".txt", ".jsonl"):
         args.n = 5
+    if args.say is not None:
+        _check_say_args(args)
     run = load(args.run, weights=args.weights, device=_device(args.device))
+    audio = getattr(run.info, "audio", None)
+    if not audio:
+        for flag, given in (("--gl-iters", args.gl_iters), ("--say", args.say)):
+            if given is not None:
+                raise GenlabError(
+                    f"{flag} is for runs trained on sound; {args.run} makes "
+                    f"{'text' if run.model.data_kind == 'text' else 'images'}"
+                )
+    if args.say is not None:
+        return _say(args, run)
     controls = run.model.check_controls(_controls(args))
     g = torch.Generator(device=run.model.device).manual_seed(args.seed)
     if run.model.data_kind == "text":
         return _sample_text(args, run, controls, g)
+    if audio:
+        return _sample_audio(args, run, controls, g)
     if args.out is None:
         raise GenlabError("--out is needed for images: a .png grid, an .npz, or a folder/")
     n = args.n or 64
@@ -99,6 +138,85 @@ def cmd_sample(args, overrides: list[str]) -> int:
         nrow = run.info.num_classes if labels and args.label is None else None
     path = save_image_batches(batches, args.out, count, nrow=nrow)
     print(f"genlab: wrote {count} samples to {path}", file=sys.stderr)
+    return 0
+
+
+def _labels(run, args, controls: dict) -> list[int] | None:
+    """The labels conditional samples take in turn: --label's, else every class."""
+    if not (run.info.num_classes and getattr(run.config.model, "conditional", False)):
+        return None
+    labels = controls.get("label") or list(range(run.info.num_classes))
+    return labels if isinstance(labels, list) else [labels]
+
+
+def _sample_audio(args, run, controls: dict, g) -> int:
+    """Sound: spectrogram images turned into WAVs (or arrays, or a spectrogram grid)."""
+    from genlab.data.spectrogram import Spectrogram
+    from genlab.sample import GL_ITERS, GRID_MAX, check_audio_output, save_audio_batches
+
+    if args.out is None:
+        raise GenlabError(
+            "--out is needed for sound: a folder/ (one WAV per sample), a .wav (one sample), "
+            "an .npz (arrays) or a .png (spectrograms); or --say TEXT --out NAME.wav"
+        )
+    spec = Spectrogram.from_dict(run.info.audio)
+    n = args.n or (1 if Path(args.out).suffix.lower() == ".wav" else 64)
+    if args.interpolate:
+        if not run.model.has_latent:
+            raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
+        if n * args.interpolate > GRID_MAX:
+            raise GenlabError(
+                f"-n {n} x --interpolate {args.interpolate} is more than {GRID_MAX:,} clips; "
+                "lower either"
+            )
+        check_audio_output(args.out, n * args.interpolate)
+        x = run.model.interpolate(n, args.interpolate, generator=g, **controls)
+        batches, count, nrow = iter([(x, None)]), len(x), args.interpolate
+    else:
+        check_audio_output(args.out, n)  # before any sampling
+        labels = _labels(run, args, controls)
+        batches, count = _image_batches(run, n, g, controls, labels), n
+        nrow = run.info.num_classes if labels and args.label is None else None
+    iters = GL_ITERS if args.gl_iters is None else args.gl_iters
+    path = save_audio_batches(
+        batches, args.out, count, spec, gl_iters=iters, seed=args.seed, nrow=nrow
+    )
+    what = "spectrogram" if path.suffix.lower() == ".png" else "clip"
+    what += "" if count == 1 else "s"
+    print(
+        f"genlab: wrote {count} {what} ({spec.samples / spec.sample_rate:.3g} s at "
+        f"{spec.sample_rate:,} Hz) to {path}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _check_say_args(args) -> None:
+    """--say's companions, refused in one line before the run is loaded."""
+    out = args.out or ""
+    if not out.lower().endswith(".wav"):
+        raise GenlabError(
+            f"--say writes one WAV: give --out NAME.wav{f', not {out}' if out else ''}"
+        )
+    for flag, given in (("-n", args.n), ("--interpolate", args.interpolate),
+                        ("--label", args.label)):
+        if given is not None:
+            raise GenlabError(f"--say draws one clip per character of its text: drop {flag}")
+
+
+def _say(args, run) -> int:
+    from genlab.sample import GL_ITERS, write_wav
+    from genlab.say import GAP, sample_rate, say
+
+    iters = GL_ITERS if args.gl_iters is None else args.gl_iters
+    wave = say(run, args.say, seed=args.seed, gl_iters=iters, controls=_controls(args))
+    rate = sample_rate(run)
+    path = write_wav(args.out, wave, rate)
+    print(
+        f"genlab: said {args.say!r} in {len(wave) / rate:.2f} s (one clip a character, "
+        f"{GAP} s between) to {path}",
+        file=sys.stderr,
+    )
     return 0
 
 

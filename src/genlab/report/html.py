@@ -4,8 +4,10 @@ A leaderboard measured under one protocol (same n, seed, extractor) with the
 real-vs-real floor, a sample grid per run, training curves, and the quality-
 diversity trade-off of each family's main knob (VAE: prior temperature),
 every point with its 95% interval, and what people said of the runs in the studio
-(report/judgements.py) where they said anything. Sweep points are eval records cached per
-protocol in each run's eval/ folder, so a second report is fast.
+(report/judgements.py) where they said anything. Runs trained on sound also get players of
+their generated and real clips beside the spectrograms (report/audio.py), still one file.
+Sweep points are eval records cached per protocol in each run's eval/ folder, so a second
+report is fast.
 
     build_report(["runs/a", "runs/b"], "report.html", n=500)
 """
@@ -23,11 +25,13 @@ from PIL import Image
 
 from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
+from genlab.report.audio import CSS as AUDIO_CSS
+from genlab.report.audio import audio_section
 from genlab.report.judgements import human_section
 from genlab.report.plots import line_plot, measured_at, read_curves
 from genlab.report.text import text_section
 from genlab.run import load
-from genlab.sample import make_grid, to_uint8
+from genlab.sample import flip_frequency, make_grid, to_uint8
 
 COLUMNS = SAMPLE_METRICS  # the leaderboard shows every sample metric, in one order
 CSS = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}
@@ -35,7 +39,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}.floor{color:#888}
 .grid{display:inline-block;margin:0 16px 16px 0;vertical-align:top}.small{font-size:12px;
 color:#555}svg{margin:0 12px 12px 0}pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;
-font-size:13px;max-width:900px}"""
+font-size:13px;max-width:900px}""" + AUDIO_CSS
 
 
 def _png_data_uri(img) -> str:
@@ -94,6 +98,7 @@ def build_report(
     runs = [run for _, run in named if run.model.data_kind != "text"]
     names = [name for name, run in named if run.model.data_kind != "text"]
     text_html = text_section(texts, n=min(n, text_n), seed=seed, progress=progress) if texts else ""
+    audio_html = audio_section([(name, run) for name, run in named], seed=seed)  # "" if none
     human_html = human_section(run_dirs)  # "" unless people judged some run in the studio
     rows, grids, sweeps, skipped, protocol = [], [], [], [], None
     train_curves, val_curves = {}, {}
@@ -117,8 +122,10 @@ def build_report(
         # conditional models draw the classes in turn: one column per class
         k = run.info.num_classes
         cols = k if getattr(run.config.model, "conditional", False) and 2 <= k <= 16 else 8
-        x = run.sample(cols * 8, seed=seed)
-        grids.append((name, _png_data_uri(make_grid(to_uint8(x), cols))))
+        x = to_uint8(run.sample(cols * 8, seed=seed))
+        if getattr(run.info, "audio", None):  # spectrograms: low frequencies at the bottom
+            x = flip_frequency(x)
+        grids.append((name, _png_data_uri(make_grid(x, cols))))
         train_curves[name], val_curves[name] = read_curves(run.path)
 
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
@@ -223,6 +230,7 @@ a model cannot be expected to beat it. Intervals: FID by bootstrap; precision an
                 for n_, uri in grids
             )
         }
+{audio_html}
 <h2>Quality and diversity</h2>{"".join(plots)}
 <h2>Training</h2>{"".join(curves)}
 """

@@ -57,7 +57,7 @@ class GenerateRequest(Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     n: int | None = Field(None, ge=1, le=MAX_IMAGES, description="default 16 images, 1 text")
     controls: dict[str, Any] = Field(default_factory=dict, description="the run's controls")
-    mode: Literal["sample", "interpolate", "variations", "strip"] = "sample"
+    mode: Literal["sample", "interpolate", "variations", "strip", "say"] = "sample"
     a: int = Field(0, ge=0, le=MAX_IMAGES, description="interpolate: first sample index")
     b: int = Field(1, ge=0, le=MAX_IMAGES, description="interpolate: second sample index")
     frames: int = Field(8, ge=2, le=MAX_FRAMES, description="interpolate: images")
@@ -65,6 +65,7 @@ class GenerateRequest(Strict):
     spread: float = Field(0.3, ge=0.0, le=3.0, description="variations: latent noise std")
     count: int = Field(8, ge=1, le=MAX_FRAMES, description="variations: images")
     vary: Vary | None = Field(None, description="strip: the control and its values")
+    text: str | None = Field(None, max_length=32, description="say: the characters to speak")
     save: bool = Field(True, description="keep the outputs in the run's gallery (studio/)")
 
 
@@ -161,20 +162,25 @@ def create_app(
         return page(name)  # a name from STATIC, looked up: never a path
 
     # -- runs ----------------------------------------------------------------------------
+    def describe(rid: str) -> dict:
+        d = index.describe(rid)
+        d.setdefault("audio", work.is_audio_run(index.path(rid)))  # sound: items carry "wav"
+        return d
+
     @app.get("/api/runs", summary="The served runs, each with the controls its family declares")
     async def list_runs():
         ids = await asyncio.to_thread(index.ids)
         out = []
         for rid in ids:
             try:
-                out.append(await asyncio.to_thread(index.describe, rid))
+                out.append(await asyncio.to_thread(describe, rid))
             except GenlabError:
                 continue  # a run whose config cannot be read is not served
         return {"runs": out}
 
     @app.get("/api/runs/{run_id}", summary="One run, with its training curves (live)")
     async def get_run(run_id: str):
-        d = await asyncio.to_thread(index.describe, run_id)
+        d = await asyncio.to_thread(describe, run_id)
         d["curves"] = await asyncio.to_thread(curves, index.path(run_id))
         return d
 
@@ -184,7 +190,7 @@ def create_app(
 
     # -- generate ------------------------------------------------------------------------
     def checked(req: GenerateRequest) -> tuple[dict, str]:
-        d = index.describe(req.run)
+        d = describe(req.run)
         if not d["ready"]:
             raise GenlabError(f"run {req.run!r} has no weights yet (still starting to train)")
         kind = d["kind"]
@@ -227,12 +233,22 @@ def create_app(
                     raise GenlabError(f"sampling_steps {v} is outside [1, {MAX_STEPS}]")
                 if req.vary.name == "guidance" and not 0 <= v <= 50:
                     raise GenlabError(f"guidance {v} is outside [0, 50]")
+        elif req.mode == "say":
+            if not d["audio"] or not d["conditional"]:
+                raise GenlabError("mode say needs a class-conditional run trained on sound")
+            if full.get("label") is not None:
+                raise GenlabError("mode say: the text picks the classes; send no label")
+            from genlab.say import labels_of
+
+            labels_of(req.text or "", d["classes"], f"run {req.run!r}")
         elif req.mode != "sample" and not d["has_latent"]:
             raise GenlabError(f"the {d['family']} family has no latent space to {req.mode}")
         if kind == "text" and req.mode != "sample":
             raise GenlabError("text runs only sample")
+        if req.text is not None and req.mode != "say":
+            raise GenlabError("text is for mode say")
         for idx in (req.a, req.b, req.index):
-            if req.mode != "sample" and idx >= n:
+            if req.mode not in ("sample", "say") and idx >= n:
                 raise GenlabError(f"sample index {idx} is outside the batch of {n}")
         body = req.model_dump()
         body["n"], body["controls"] = n, full  # as used: defaults filled in, types checked
@@ -250,6 +266,8 @@ def create_app(
                 return work.sample_text(job, run, rid, ref, body)
             if body["mode"] == "sample":
                 return work.sample_images(job, run, rid, ref, body)
+            if body["mode"] == "say":
+                return work.say(job, run, rid, ref, body)
             return work.explore(job, run, rid, ref, body)
 
         return fn

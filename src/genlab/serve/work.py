@@ -7,6 +7,10 @@ a PNG saved from the studio and dropped back regenerates the same pixels.
 
     meta = provenance(run, "vae", seed=0, n=16, index=3, mode="sample", controls={...})
     png = png_with_provenance(uint8_hwc, meta)    # bytes; read_provenance(png) -> meta
+
+A run trained on sound makes spectrogram images: its items also carry ``wav`` (a data: URI of
+the 16-bit WAV Griffin-Lim makes of each, as `genlab sample` writes), its pictures are drawn
+low frequencies at the bottom, and it can ``say`` a text (one clip a character, genlab.say).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from genlab import __version__
 from genlab.errors import GenlabError
 from genlab.fsutil import write_bytes_atomic
 from genlab.models.layers import labels_for, slerp
-from genlab.run import Run
-from genlab.sample import to_uint8
+from genlab.run import Run, read_config
+from genlab.sample import flip_frequency, phase_generator, to_uint8, to_waves
 from genlab.serve.jobs import Job
 from genlab.serve.runs import Reference
 
@@ -109,14 +113,18 @@ def _plain_png(img: np.ndarray) -> bytes:
 
 
 # -- novelty ---------------------------------------------------------------------------
-def image_novelty(x_uint8_nchw: torch.Tensor, ref: Reference) -> list[dict[str, Any]]:
-    """Each image's nearest training image, its distance, and the copy verdict."""
+def image_novelty(
+    x_uint8_nchw: torch.Tensor, ref: Reference, flip: bool = False
+) -> list[dict[str, Any]]:
+    """Each image's nearest training image, its distance, and the copy verdict (``flip``:
+    the nearest drawn as a spectrogram, low frequencies at the bottom)."""
     flat = x_uint8_nchw.reshape(len(x_uint8_nchw), -1).double() / 255.0
     d = torch.cdist(flat, ref.images)
     dist, idx = d.min(dim=1)
     out = []
     for i in range(len(flat)):
         near = ref.raw[int(idx[i])].permute(1, 2, 0).numpy()
+        near = flip_frequency(near[None])[0] if flip else near
         out.append(
             {
                 "nearest": data_uri(_plain_png(near)),
@@ -156,7 +164,8 @@ def sample_images(job: Job, run: Run, run_id: str, ref: Reference, req: dict) ->
     if labels is not None:
         kw["label"] = labels
     if run.config.family == "diffusion":
-        x = run.model.sample(n, generator=g, **kw, **_diffusion_hooks(job, kw))
+        hooks = _diffusion_hooks(job, kw, flip=_spectrogram(run) is not None)
+        x = run.model.sample(n, generator=g, **kw, **hooks)
     else:
         x = run.model.sample(n, generator=g, **kw)
     job.check()
@@ -164,7 +173,7 @@ def sample_images(job: Job, run: Run, run_id: str, ref: Reference, req: dict) ->
     return _image_result(run, run_id, ref, x, labels, how, req.get("save", True))
 
 
-def _diffusion_hooks(job: Job, controls: dict) -> dict:
+def _diffusion_hooks(job: Job, controls: dict, flip: bool = False) -> dict:
     total = controls.get("sampling_steps") or 20
     last = [0.0]
 
@@ -177,6 +186,7 @@ def _diffusion_hooks(job: Job, controls: dict) -> dict:
             return
         last[0] = now
         imgs = to_uint8(x0[:16])
+        imgs = flip_frequency(imgs) if flip else imgs  # spectrograms: low frequencies below
         job.emit(
             "preview",
             {"step": i, "total": total, "images": [data_uri(_plain_png(im)) for im in imgs]},
@@ -187,7 +197,14 @@ def _diffusion_hooks(job: Job, controls: dict) -> dict:
 
 def _image_result(run, run_id, ref, x, labels, how: dict, save: bool, index_base=None) -> dict:
     imgs = to_uint8(x)
-    novelty = image_novelty(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), ref)
+    audio = _spectrogram(run)
+    novelty = image_novelty(
+        torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), ref, flip=audio is not None
+    )
+    waves = None
+    if audio is not None:  # sound: as `genlab sample` writes it (the default Griffin-Lim)
+        waves = to_waves(x, audio, generator=phase_generator(how["seed"]))
+        imgs = flip_frequency(imgs)
     items = []
     for i, img in enumerate(imgs):
         meta = provenance(run, run_id, **how, index=i if index_base is None else index_base[i])
@@ -199,6 +216,8 @@ def _image_result(run, run_id, ref, x, labels, how: dict, save: bool, index_base
             "meta": meta,
             "novelty": novelty[i],
         }
+        if waves is not None:
+            item["wav"] = wav_data_uri(waves[i], audio.sample_rate)
         if save:
             item["file"] = save_to_gallery(run.path, png, "png")
         items.append(item)
@@ -284,6 +303,71 @@ def _strip(job: Job, run: Run, run_id: str, ref: Reference, req: dict) -> dict:
 def _check_index(i: int, n: int) -> None:
     if not 0 <= i < n:
         raise Unfit(f"sample index {i} is outside the batch of {n}")
+
+
+# -- sound ------------------------------------------------------------------------------
+def _spectrogram(run: Run):
+    """The Spectrogram of a run trained on sound; None for any other run."""
+    audio = getattr(run.info, "audio", None)
+    if not audio:
+        return None
+    from genlab.data.spectrogram import Spectrogram
+
+    return Spectrogram.from_dict(audio)
+
+
+def is_audio_run(path: Path) -> bool:
+    """Whether the run in ``path`` was trained on sound (its config names a spectrogram)."""
+    return bool(read_config(path)[1].audio)
+
+
+def wav_data_uri(wave: np.ndarray, rate: int) -> str:
+    from genlab.sample import wav_bytes
+
+    return "data:audio/wav;base64," + base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
+
+
+def spectrogram_picture(spec, wave: np.ndarray) -> np.ndarray:
+    """(F, T', 1) uint8 of a waveform of any length, normalised as the run's images and drawn
+    low frequencies at the bottom (a said text is longer than one clip)."""
+    from dataclasses import replace
+
+    length = max(spec.n_fft, -(-len(wave) // spec.hop) * spec.hop)
+    padded = np.zeros(length, np.float32)
+    padded[: len(wave)] = wave
+    img = replace(spec, samples=length).to_image(torch.from_numpy(padded)[None])
+    return flip_frequency(to_uint8(img))[0]
+
+
+def say(job: Job, run: Run, run_id: str, ref: Reference, req: dict) -> dict:
+    """``text`` spoken by a class-conditional audio run: one clip a character, trimmed and
+    joined (genlab.say); one item with the WAV and its spectrogram."""
+    from genlab.say import join, say_clips
+
+    spec = _spectrogram(run)
+    if spec is None:
+        raise Unfit("saying a text needs a run trained on sound")
+    text, seed = req["text"] or "", req["seed"]
+    controls = {k: v for k, v in req["controls"].items() if k != "label"}
+    clips = say_clips(run, text, seed=seed, controls=controls)
+    job.check()
+    wave = join(clips, spec.sample_rate)
+    how = {"seed": seed, "n": 1, "mode": "say", "text": text, "controls": controls}
+    meta = provenance(run, run_id, **how, index=0)
+    png = png_with_provenance(spectrogram_picture(spec, wave), meta)
+    item = {
+        "i": 0,
+        "png": data_uri(png),
+        "wav": wav_data_uri(wave, spec.sample_rate),
+        "seconds": round(len(wave) / spec.sample_rate, 3),
+        "label": None,
+        "text": text,
+        "meta": meta,
+        "novelty": None,
+    }
+    if req.get("save", True):
+        item["file"] = save_to_gallery(run.path, png, "png")
+    return {"items": [item], "meta": provenance(run, run_id, **how)}
 
 
 # -- text -------------------------------------------------------------------------------

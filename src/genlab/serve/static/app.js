@@ -526,10 +526,11 @@
     S.run = base;
     drawControls($('#controls'), base, STUDIO);
     if (!keepN && prevKind !== base.kind) $('#n').value = base.kind === 'text' ? '1' : '16';
-    $('#n').closest('.field').querySelector('.caption').textContent = base.kind === 'text' ? 'texts' : 'images';
+    $('#n').closest('.field').querySelector('.caption').textContent = base.kind === 'text' ? 'texts' : base.audio ? 'clips' : 'images';
     drawRunInfo(base);
     drawEval($('#eval'), base);
     setupExplore(base);
+    setupSay(base);
     resetOutputs();
     drawCurve(base);
     schedulePoll(null);
@@ -880,6 +881,34 @@
     return c !== undefined ? c : String(label);
   }
 
+  /** An <audio> player of a sound run's clip (a data: URI of a WAV, as the server sends it). */
+  function audioPlayer(src, what) {
+    return el('audio', { class: 'sample-audio', controls: true, preload: 'auto', src, 'aria-label': `play ${what}` });
+  }
+
+  /** A said text: its (wide) spectrogram and the joined clip. */
+  function sayCard(item, run) {
+    const meta = item.meta || {};
+    const card = el('div', { class: 'sample say-sample', 'data-index': 0, 'data-kind': 'say' });
+    const text = item.text !== undefined ? item.text : meta.text || '';
+    card.append(
+      el('div', { class: 'say-spec' }, el('img', { class: 'pix say-img', src: item.png, alt: `spectrogram of “${text}”` })),
+      el('p', { class: 'caption' }, `“${text}”`, item.seconds !== undefined ? ` · ${fmt(item.seconds)} s` : '', ' · one generated clip a character'),
+      audioPlayer(item.wav, `“${text}”`)
+    );
+    const base = `${fileBase(run.id, meta, 0)}-${String(text).replace(/[^A-Za-z0-9]+/g, '_').slice(0, 32)}`;
+    card.append(el('div', { class: 'links' },
+      el('a', { href: item.wav, download: `${base}.wav`, class: 'dl', title: '16-bit PCM WAV' }, 'WAV'),
+      el('a', { href: item.png, download: `${base}.png`, class: 'dl', title: 'PNG with its provenance inside' }, 'PNG'),
+      blobLink(meta, `${base}.json`, 'JSON')));
+    return card;
+  }
+
+  /** Whether a run can say a text: trained on sound, conditioned on one-character classes. */
+  function canSay(run) {
+    return !!(run && run.audio && run.conditional && run.kind === 'images' && (run.classes || []).length && run.classes.every((c) => String(c).length === 1));
+  }
+
   function imageCard(item, run, o = {}) {
     const meta = item.meta || {};
     const idx = meta.index !== undefined ? meta.index : item.i;
@@ -896,8 +925,10 @@
     }
     card.append(figs);
     const base = fileBase(run.id, meta, idx);
+    if (item.wav) card.append(audioPlayer(item.wav, `sample ${idx}`));
     const links = el('div', { class: 'links' },
       el('a', { href: item.png, download: `${base}.png`, class: 'dl', title: 'PNG with its provenance inside' }, 'PNG'),
+      item.wav ? el('a', { href: item.wav, download: `${base}.wav`, class: 'dl', title: '16-bit PCM WAV' }, 'WAV') : null,
       blobLink(meta, `${base}.json`, 'JSON'));
     card.append(links);
     if (o.pickable) {
@@ -1054,6 +1085,7 @@
     $('#cancel').disabled = !on;
     $('#run').disabled = on;
     for (const b of ['#interpolate', '#variations', '#strip']) if (on) $(b).disabled = true;
+    if ($('#say')) $('#say').disabled = on;
     if (!on) updateExploreButtons();
     $('#gen-form').classList.toggle('busy', on);
   }
@@ -1076,7 +1108,7 @@
       return;
     }
     const mode = body.mode;
-    const toExplore = mode !== 'sample';
+    const toExplore = mode !== 'sample' && mode !== 'say';
     const progress = $('#progress');
     progress.value = 0;
     progress.max = 1;
@@ -1133,7 +1165,9 @@
           else drawResults(run, body, d, items, streamView);
           if (isText && !toExplore) show($('#live'), false); // the result shows the same token spans
           const secs = d.seconds !== undefined ? ` in ${fmt(d.seconds)} s` : ` in ${fmt((performance.now() - started) / 1000)} s`;
-          setStatus(statusEl, `${note}${items.length} ${isText ? 'text' : 'image'}${items.length === 1 ? '' : 's'}${secs}.`, o.keepStatus && statusEl.classList.contains('warn') ? 'warn' : 'ok');
+          const what = isText ? 'text' : run.audio ? 'clip' : 'image';
+          const said = mode === 'say' ? `said “${body.text}”` : `${items.length} ${what}${items.length === 1 ? '' : 's'}`;
+          setStatus(statusEl, `${note}${said}${secs}.`, o.keepStatus && statusEl.classList.contains('warn') ? 'warn' : 'ok');
           if (o.restoreIndex !== undefined && o.restoreIndex !== null) markRestored(toExplore ? $('#explore-out') : $('#results'), o.restoreIndex);
           loadGallery();
         },
@@ -1163,22 +1197,28 @@
     revokeBlobs();
     const box = clear($('#results'));
     box.classList.toggle('text-results', run.kind === 'text');
+    const said = body.mode === 'say';
+    if (said) S.lastBatch = null; // a said text is no batch to explore
     for (const item of items) {
       box.append(
         run.kind === 'text'
           ? textCard(item, run, streamView ? streamView.tokens(item.i) : null)
-          : imageCard(item, run, { pickable: exploreKind(run) !== null })
+          : said
+            ? sayCard(item, run)
+            : imageCard(item, run, { pickable: exploreKind(run) !== null })
       );
     }
     show($('#results-card'), true);
-    $('#results-title').textContent = run.kind === 'text' ? 'Texts' : 'Samples';
+    $('#results-title').textContent = run.kind === 'text' ? 'Texts' : said ? 'Said' : run.audio ? 'Clips' : 'Samples';
     const cap = $('#results-caption');
     const ctl = Object.entries(body.controls || {})
       .filter(([k, v]) => k !== 'prompt' && !(run.controls[k] && JSON.stringify(run.controls[k].default) === JSON.stringify(v)))
       .map(([k, v]) => `${pretty(k)} ${Array.isArray(v) ? v.map((x) => JSON.stringify(x)).join(' ') : v}`);
     const copies = items.filter((it) => it.novelty && it.novelty.copy).length;
     const extra = run.kind === 'images' && items.some((it) => it.novelty) ? ` · ${copies} of ${items.length} closer to a training image than the copy threshold` : '';
-    cap.textContent = `${run.id} · seed ${body.seed} · n ${body.n}${ctl.length ? ` · ${ctl.join(', ')}` : ''}${extra}`;
+    cap.textContent = said
+      ? `${run.id} · seed ${body.seed}${ctl.length ? ` · ${ctl.join(', ')}` : ''}`
+      : `${run.id} · seed ${body.seed} · n ${body.n}${ctl.length ? ` · ${ctl.join(', ')}` : ''}${extra}`;
     updateExploreButtons();
   }
 
@@ -1321,6 +1361,7 @@
       const fig = el('figure', { class: 'frame', 'data-index': idx });
       const a = el('a', { href: item.png, download: `${base}.png`, title: `download ${base}.png` }, el('img', { class: 'pix', src: item.png, alt: labels[k] || `frame ${k}` }));
       fig.append(a, el('figcaption', { class: 'caption' }, labels[k] || String(k)));
+      if (item.wav) fig.append(audioPlayer(item.wav, labels[k] || `frame ${k}`));
       row.append(fig);
     });
     out.append(row);
@@ -1442,7 +1483,7 @@
     }
   }
 
-  const MODE_FIELDS = { interpolate: ['a', 'b', 'frames'], variations: ['spread', 'count'], strip: ['vary'] };
+  const MODE_FIELDS = { interpolate: ['a', 'b', 'frames'], variations: ['spread', 'count'], strip: ['vary'], say: ['text'] };
 
   async function restoreMeta(meta, info, source) {
     const msg = $('#drop-msg');
@@ -1469,6 +1510,7 @@
       if (mode === 'variations' || mode === 'strip') {
         extra.index = typeof meta.index_of === 'number' ? meta.index_of : 0;
       }
+      if (mode === 'say' && $('#say-text')) $('#say-text').value = String(extra.text || '');
       if (mode === 'interpolate' || mode === 'variations') {
         if (mode === 'interpolate') $('#frames').value = String(extra.frames || 8);
         if (mode === 'variations' && extra.spread !== undefined) $('#spread').value = String(extra.spread);
@@ -1512,6 +1554,56 @@
       ev.target.value = '';
     });
   });
+
+  // -------------------------------------------------------------------- say
+  /** The "say" box of a digit-conditioned sound run: a text in, one clip a character out. */
+  function makeSayBox() {
+    const classes = el('p', { class: 'caption', id: 'say-classes' });
+    const box = el('div', { class: 'field say-box', id: 'say-box', hidden: true },
+      el('label', { for: 'say-text', class: 'control-label' }, 'say'),
+      el('div', { class: 'inline' },
+        el('input', { type: 'text', id: 'say-text', name: 'say-text', maxlength: 32, placeholder: 'e.g. 2026', spellcheck: 'false', autocomplete: 'off' }),
+        el('button', { type: 'button', id: 'say' }, 'Say')),
+      classes);
+    const actions = $('#gen-form .actions');
+    actions.parentNode.insertBefore(box, actions);
+    $('#say').addEventListener('click', sayText);
+    $('#say-text').addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault(); // not the form's Generate
+        sayText();
+      }
+    });
+  }
+  function setupSay(run) {
+    const on = canSay(run);
+    show($('#say-box'), on);
+    if (on) $('#say-classes').textContent = `One generated clip for each character (${run.classes.join(' ')}), joined: the seed and controls above apply.`;
+  }
+  function sayText() {
+    const run = S.run;
+    if (!canSay(run) || S.job) return;
+    const text = $('#say-text').value.trim();
+    if (!text) {
+      setStatus($('#status'), 'say: type the characters to speak, e.g. 2026', 'error');
+      return;
+    }
+    const missing = Array.from(text).find((c) => !/\s/.test(c) && !run.classes.some((k) => String(k).toLowerCase() === c.toLowerCase()));
+    if (missing !== undefined) {
+      setStatus($('#status'), `say: this run has no class for "${missing}"; its classes: ${run.classes.join(', ')}`, 'error');
+      return;
+    }
+    let controls;
+    try {
+      controls = readControls($('#controls'), run, STUDIO);
+    } catch (e) {
+      setStatus($('#status'), e.message, 'error');
+      return;
+    }
+    delete controls.label; // the text picks the classes
+    studioGenerate({ mode: 'say', text }, { controls });
+  }
+  makeSayBox();
 
   // ------------------------------------------------------------- studio wiring
   $('#run').addEventListener('change', () => selectRun($('#run').value));

@@ -345,6 +345,7 @@ def test_list_sets_and_embedded_digits(shared_data, monkeypatch):
         "tinystories-2mb",
         "grimms",
         "inception",
+        "fsdd",
     }
     assert rows["inception"]["kind"] == "weights" and rows["inception"]["found"] == "download"
     assert rows["digits"]["found"] == "embedded" and rows["digits"]["path"] is None

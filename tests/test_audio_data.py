@@ -162,3 +162,14 @@ def test_bad_sound_files_give_one_clear_line_and_status_2(case, tmp_path, tone_f
     assert len(lines) == 1 and lines[0].startswith("genlab: error:"), res.stderr
     assert message in lines[0]
     assert (out / "keep.txt").read_text() == "mine" and not (out / "new" / "config.json").exists()
+
+
+def test_fsdd_is_split_as_published(shared_data, monkeypatch):
+    """Recordings numbered 0-4 are the test set (300), 5-49 training (2,700)."""
+    monkeypatch.setenv("GENLAB_DATA_MIRROR", str(shared_data))
+    train_set = load_data(DataConfig(name="fsdd"), "train", progress=False)
+    test_set = load_data(DataConfig(name="fsdd"), "test", progress=False)
+    assert len(train_set.x) == 2700 and len(test_set.x) == 300
+    assert train_set.classes == [str(d) for d in range(10)]
+    assert torch.bincount(test_set.y).tolist() == [30] * 10
+    assert test_set.x.shape[1:] == (1, 64, 64) and test_set.wave.shape[1:] == (4096,)

@@ -35,9 +35,13 @@ def evaluate(
     extractor: str = "classifier",
     inception: str | None = None,
     progress: bool = True,
+    gl_iters: int | None = None,
 ) -> dict[str, Any]:
     """Sample metrics (with floor and protocol) and/or the family's likelihood, recorded:
-    one file per protocol under RUN/eval/, and their union as RUN/eval/metrics.json."""
+    one file per protocol under RUN/eval/, and their union as RUN/eval/metrics.json.
+    Sound runs: samples are heard through ``gl_iters`` Griffin-Lim iterations (default 32)
+    and scored beside the floor and the ceiling (metrics/protocol.py)."""
+    from genlab.metrics.audio import GRIFFIN_LIM_ITERS
     from genlab.metrics.protocol import evaluate_samples, protocol_key
 
     unknown = sorted(set(metrics) - {"samples", "nll"})
@@ -57,6 +61,7 @@ def evaluate(
             extractor=extractor,
             inception=inception,
             progress=progress,
+            gl_iters=GRIFFIN_LIM_ITERS if gl_iters is None else gl_iters,
         )
         folder = run.path / "eval"
         folder.mkdir(exist_ok=True)

@@ -23,7 +23,9 @@ def add_parser(sub) -> None:
         "--samples",
         help="score samples made by any tool instead of a run: an .npz "
         "with x (uint8 N,H,W,C) and optionally y (requested labels); needs --data "
-        "and --out",
+        "and --out. For a sound data set, x holds spectrogram images (heard through "
+        "Griffin-Lim) or audio holds waveforms (float N,samples at the data set's rate, or "
+        "at sample_rate if the file holds one)",
     )
     e.add_argument("--data", help="with --samples: the real data set (name or path)")
     e.add_argument("--out", help="with --samples: where to write the JSON record")
@@ -39,6 +41,13 @@ def add_parser(sub) -> None:
     e.add_argument("--n", type=int, help="generated samples (default: 1000 images, 100 texts)")
     _add_extractor(e)
     e.add_argument(
+        "--gl-iters",
+        type=int,
+        default=32,
+        help="sound: Griffin-Lim iterations that turn generated spectrograms into the "
+        "waveforms measured (default: %(default)s)",
+    )
+    e.add_argument(
         "--k", type=int, default=1000, help="nll: importance samples (default: %(default)s)"
     )
     e.add_argument("--nll-n", type=int, help="nll: the first N test images (default: all)")
@@ -53,7 +62,14 @@ def cmd_eval(args, overrides: list[str]) -> int:
     from genlab.evaluate import evaluate
     from genlab.run import load
 
-    check_counts(args, n=(1, 10_000_000), k=(1, 1_000_000), nll_n=(1, None), seed=(0, 2**63 - 1))
+    check_counts(
+        args,
+        n=(1, 10_000_000),
+        k=(1, 1_000_000),
+        nll_n=(1, None),
+        seed=(0, 2**63 - 1),
+        gl_iters=(0, 1000),
+    )
     if args.samples:
         return _eval_samples_file(args)
     if not args.run:
@@ -71,6 +87,7 @@ def cmd_eval(args, overrides: list[str]) -> int:
         controls=_controls(args),
         extractor=args.extractor,
         inception=args.inception,
+        gl_iters=args.gl_iters,
     )
     _print_text_table(r) if text else _print_table(r)
     print(f"recorded in {Path(args.run) / 'eval'}")
@@ -78,20 +95,34 @@ def cmd_eval(args, overrides: list[str]) -> int:
 
 
 def _eval_samples_file(args) -> int:
-    from genlab.data import DataConfig
+    from genlab.data import DataConfig, load_data
+    from genlab.metrics.audio import load_waves
     from genlab.metrics.protocol import load_samples, score_samples
     from genlab.training.checkpoint import write_json
 
     if not (args.data and args.out):
         raise GenlabError("--samples needs --data (the real data set) and --out (a .json)")
-    x, y = load_samples(args.samples)
+    waves = _holds(args.samples, "audio")
+    if not waves:
+        x, y = load_samples(args.samples)  # a bad file is refused before any data loads
+    data = DataConfig(name=args.data)
+    splits = load_data(data, "train"), load_data(data, "test")
+    if waves:
+        if splits[1].audio is None:
+            raise GenlabError(
+                f"{args.samples} holds waveforms (audio) but {args.data} is not a sound data "
+                "set; give --data a folder of .wav files or fsdd"
+            )
+        x, y = load_waves(args.samples, splits[1].audio)
     r = score_samples(
         x,
         y,
-        DataConfig(name=args.data),
+        data,
         seed=args.seed,
         extractor=args.extractor,
         inception=args.inception,
+        splits=splits,
+        griffin_lim_iters=None if waves else args.gl_iters,
     )
     r["protocol"]["samples"] = str(args.samples)
     write_json(Path(args.out), r)
@@ -100,15 +131,28 @@ def _eval_samples_file(args) -> int:
     return 0
 
 
+def _holds(path, name: str) -> bool:
+    """Whether the .npz at ``path`` holds an array ``name`` (False when unreadable)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return name in z.files
+    except (OSError, ValueError):
+        return False
+
+
 def _print_table(r: dict) -> None:
-    print(f"{'metric':<18}{'value':>10}{'floor':>10}")
-    floor = r.get("floor", {})
+    floor, ceiling = r.get("floor", {}), r.get("ceiling")
+    print(f"{'metric':<18}{'value':>10}{'floor':>10}" + (f"{'ceiling':>10}" if ceiling else ""))
     from genlab.metrics.protocol import SAMPLE_METRICS
 
+    cell = lambda v: f"{v:>10.4g}" if v is not None else f"{'':>10}"  # noqa: E731
     for key in (*SAMPLE_METRICS, "iwae_nll", "bits_per_dim"):
         if key in r:
             f = floor.get(key)
-            print(f"{key:<18}{r[key]:>10.4g}" + (f"{f:>10.4g}" if f is not None else ""))
+            row = f"{key:<18}{r[key]:>10.4g}" + (cell(f) if f is not None or ceiling else "")
+            print(row + (cell(ceiling.get(key)) if ceiling else ""))
     if "fid_ci" in r:
         lo, hi = r["fid_ci"]
         ex = r["protocol"]["extractor"]
@@ -121,6 +165,26 @@ def _print_table(r: dict) -> None:
         print(
             f"FID 95% interval [{lo:.4g}, {hi:.4g}]; floor: a train subset of the same n vs "
             f"the test split; extractor: {ex['name']} ({about})"
+        )
+    sound = r.get("protocol", {}).get("audio")
+    if sound:
+        iters = sound["griffin_lim_iters"]
+        acc = sound.get("ceiling_test_accuracy")
+        clf = r["protocol"].get("class_probabilities") or {}
+        print(
+            (
+                f"sound: samples heard through Griffin-Lim ({iters} iterations)"
+                if iters is not None
+                else "sound: waveforms"
+            )
+            + "; ceiling: the floor's training clips through the transform and Griffin-Lim "
+            f"({sound['ceiling_griffin_lim_iters']} iterations)"
+            + (
+                f"; classifier test accuracy {clf['test_accuracy']:.2%}, through Griffin-Lim "
+                f"{acc:.2%}"
+                if acc is not None and "test_accuracy" in clf
+                else ""
+            )
         )
 
 

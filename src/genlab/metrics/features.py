@@ -8,6 +8,11 @@ conditional samples. It is fast on a CPU, so one command gives comparable
 figures on any machine (FID against the Inception network is the other
 extractor, for comparison with papers).
 
+Sound (data/audio.py) trains it on the spectrogram images of the real training clips, with
+the same recipe: on FSDD it reaches 98.3% test accuracy (300 test clips) and 97.7% on the
+test clips heard through the transform and Griffin-Lim (benchmarks/audio_classifier.py;
+metrics/audio.py hears generated spectrograms the same way before any feature).
+
     ext = get_classifier(DataConfig(name="digits"))  # trains once (~15 s), then cached
     ext.features(test.x)       # uint8 (N, C, H, W) or floats in [-1, 1] -> float64 (N, 128)
     ext.probs(samples)         # -> float64 (N, K), rows sum to 1

@@ -5,8 +5,15 @@ weights' sha256, numbers of real and generated samples, which real split,
 seeds, sampling controls) and beside the real-vs-real floor measured the
 same way: a train subset of the same n, compared with the same test split.
 
+Sound (a data set of clips, data/audio.py) is measured as the images it is learned as, but
+of the sound a person would hear: generated spectrogram images go through Griffin-Lim and
+back (metrics/audio.py, ``through_sound``) before any feature, and a second reference
+stands beside the floor, the ceiling: the floor's training clips through the transform and
+Griffin-Lim, the best a spectrogram model can score after inversion.
+
     record = evaluate_samples(genlab.load("runs/cvae"), n=1000)
     record["fid"], record["floor"]["fid"], record["class_consistency"]
+    record["ceiling"]["fid"]        # sound only
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from tqdm.auto import tqdm
 from genlab.data import DataConfig, load_data
 from genlab.errors import GenlabError
 from genlab.metrics import image as M
+from genlab.metrics.audio import GRIFFIN_LIM_ITERS, accuracy_through_sound, through_sound
 from genlab.metrics.features import get_classifier
 from genlab.metrics.novelty import novelty
 from genlab.metrics.ssim import ms_ssim_diversity
@@ -109,9 +117,10 @@ def evaluate_samples(
     inception: str | None = None,
     progress: bool = True,
     splits: tuple | None = None,
+    gl_iters: int = GRIFFIN_LIM_ITERS,
 ) -> dict[str, Any]:
-    """Generate ``n`` samples of ``run`` and score them beside the floor (``splits``: see
-    ``score_samples``)."""
+    """Generate ``n`` samples of ``run`` and score them beside the floor (``splits``,
+    ``gl_iters``: see ``score_samples``)."""
     if n < 10:
         raise GenlabError("--n must be at least 10 for sample metrics")
     fake, labels = generate(run, n, seed=seed, controls=controls, progress=progress)
@@ -125,6 +134,8 @@ def evaluate_samples(
         inception=inception,
         progress=progress,
         splits=splits,
+        griffin_lim_iters=gl_iters,
+        transform=run.info.audio,
     )
     rec["protocol"].update(controls=run.model.check_controls(dict(controls or {})))
     rec["protocol"].update(run.identity())  # weights, their sha256 and training step
@@ -224,6 +235,37 @@ def _sample_side(
     return rec, div
 
 
+def _ceiling(
+    ex, clf, train, test, floor_x, floor_y, floor_key: str, f_test, iters: int, *, seed, n_boot
+) -> dict[str, Any]:
+    """The ceiling of a spectrogram model: the floor's training clips through the transform
+    and Griffin-Lim, scored like samples (and its copy share); with the classifier, its
+    accuracy on the test clips heard the same way ("test_accuracy"). Cached like the floor."""
+    from genlab.data.fetch import cache_dir
+    from genlab.fsutil import read_json, write_json
+
+    key = _digest("ceiling", floor_key, iters, test.audio)
+    path = cache_dir() / "floors" / f"{ex.name}-ceiling-{key[:40]}.json"
+    try:
+        ceiling = read_json(path) if path.exists() else None
+    except GenlabError:
+        ceiling = None
+    if isinstance(ceiling, dict):
+        return ceiling
+    heard = through_sound(floor_x, test.audio, iters)
+    f_heard = cached_features(ex, heard)
+    ceiling, _ = _sample_side(
+        heard, floor_y, f_heard, f_test, clf, seed=seed, n_boot=n_boot, real=True
+    )
+    nov = novelty(heard, train.x, test.x)
+    ceiling.update(copy_share=nov["copy_share"], nn_distance_ratio=nov["nn_distance_ratio"])
+    if clf is not None:
+        ceiling["test_accuracy"] = accuracy_through_sound(clf, test, test.audio, iters)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, ceiling)
+    return dict(ceiling)
+
+
 def score_samples(
     fake: torch.Tensor,
     labels: list[int] | None,
@@ -235,9 +277,17 @@ def score_samples(
     inception: str | None = None,
     progress: bool = True,
     splits: tuple | None = None,
+    griffin_lim_iters: int | None = GRIFFIN_LIM_ITERS,
+    transform: dict | None = None,
 ) -> dict[str, Any]:
     """Score uint8 samples (N, C, H, W) of any origin against ``data``'s test split, beside
     the floor: a train subset of the same n, scored the same way.
+
+    Sound (``data`` is a set of clips): the samples are spectrogram images, heard through
+    Griffin-Lim with ``griffin_lim_iters`` iterations before any feature (``transform``: the
+    spectrogram they were made with, default the data's), or None when they already are
+    sound (spectrograms computed from waveforms, ``metrics.audio.waves_to_images``). Beside
+    the floor, the ceiling: the floor's clips through the transform and Griffin-Lim.
 
     ``extractor`` gives the features of FID, KID, precision/recall, density/coverage: the
     domain classifier (default) or the FID Inception network. The score and the class
@@ -263,6 +313,9 @@ def score_samples(
         )
     if extractor not in EXTRACTORS:
         raise GenlabError(f"unknown extractor {extractor!r}; use one of {', '.join(EXTRACTORS)}")
+    audio = test.audio
+    if audio is not None and griffin_lim_iters is not None:
+        fake = through_sound(fake, transform or audio, griffin_lim_iters, image_transform=audio)
     # after the checks: the classifier may train and Inception may download
     labelled = _labelled(train, test)
     clf = get_classifier(data, progress=progress, splits=(train, test)) if labelled else None
@@ -312,6 +365,23 @@ def score_samples(
     nov = novelty(fake, train.x, test.x)
     rec.update(copy_share=nov["copy_share"], nn_distance_ratio=nov["nn_distance_ratio"])
     rec["floor"] = floor
+    if audio is not None:
+        ceiling_iters = griffin_lim_iters if griffin_lim_iters is not None else GRIFFIN_LIM_ITERS
+        ceiling = _ceiling(
+            ex,
+            clf,
+            train,
+            test,
+            floor_x,
+            floor_y,
+            floor_key,
+            f_test,
+            ceiling_iters,
+            seed=seed,
+            n_boot=n_boot,
+        )
+        ceiling_accuracy = ceiling.pop("test_accuracy", None)
+        rec["ceiling"] = ceiling
     rec["protocol"] = {
         "extractor": ex.protocol(),
         "class_probabilities": clf.protocol() if clf is not None else None,
@@ -338,6 +408,20 @@ def score_samples(
         "copy_share": "pixel-space nearest training image closer than the 1st percentile "
         "of test-to-train distances",
     }
+    if audio is not None:
+        rec["protocol"]["audio"] = {
+            "griffin_lim_iters": griffin_lim_iters,
+            "samples": "waveforms: their spectrograms, no Griffin-Lim"
+            if griffin_lim_iters is None
+            else "spectrogram images heard through fast Griffin-Lim (zero initial phase, "
+            "momentum 0.99, clipped to [-1, 1]) and made spectrogram images again, uint8",
+            "ceiling": "the floor's training clips through the transform and Griffin-Lim "
+            f"({ceiling_iters} iterations), against the test split; its copy share: how many "
+            "of those training clips the copy test still flags after inversion",
+            "ceiling_griffin_lim_iters": ceiling_iters,
+            "ceiling_test_accuracy": ceiling_accuracy,
+            "transform": audio,
+        }
     rec["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return rec
 
@@ -370,11 +454,29 @@ def protocol_key(rec: dict) -> str:
     n, seed, controls, the weights file's sha256...)."""
     p = rec["protocol"]
     clf = (p.get("class_probabilities") or {}).get("weights_sha256")
-    return _key(p["extractor"], clf, p["n_generated"], p["seed"], p["controls"], p)
+    audio = p.get("audio")
+    return _key(
+        p["extractor"],
+        clf,
+        p["n_generated"],
+        p["seed"],
+        p["controls"],
+        p,
+        audio and audio["griffin_lim_iters"],
+    )
 
 
-def _key(extractor: dict, clf: str | None, n: int, seed: int, controls: dict, who: dict) -> str:
-    """``who``: the weights measured (``Run.identity()``): their kind and content."""
+def _key(
+    extractor: dict,
+    clf: str | None,
+    n: int,
+    seed: int,
+    controls: dict,
+    who: dict,
+    gl_iters: int | None = None,
+) -> str:
+    """``who``: the weights measured (``Run.identity()``): their kind and content;
+    ``gl_iters``: sound only, the Griffin-Lim iterations the samples were heard through."""
     fields = {
         "real_split": "test",
         "n_generated": n,
@@ -386,6 +488,8 @@ def _key(extractor: dict, clf: str | None, n: int, seed: int, controls: dict, wh
         "class_probabilities": clf,
         "floor_version": FLOOR_VERSION,
     }
+    if gl_iters is not None:  # sound only: image records keep their keys
+        fields["griffin_lim_iters"] = gl_iters
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return f"samples-{extractor['name']}-n{n}-seed{seed}-{digest}"
 
@@ -399,6 +503,7 @@ def cached_evaluate_samples(
     extractor: str = "classifier",
     inception: str | None = None,
     progress: bool = True,
+    gl_iters: int = GRIFFIN_LIM_ITERS,
 ) -> dict[str, Any]:
     """``evaluate_samples``, read from RUN/eval/ when this exact protocol was measured
     before on these very weights (the key holds their sha256: a run trained further gets
@@ -414,7 +519,8 @@ def cached_evaluate_samples(
         ex = get_extractor(extractor, data, splits, inception=inception, progress=progress)
     full = run.model.check_controls(dict(controls or {}))
     clf_sha = clf.weights_sha256 if clf is not None else None
-    key = _key(ex.protocol(), clf_sha, n, seed, full, run.identity())
+    sound = gl_iters if splits[1].audio is not None else None
+    key = _key(ex.protocol(), clf_sha, n, seed, full, run.identity(), sound)
     path = run.path / "eval" / f"{key}.json"
     if path.exists():
         return read_json(path)
@@ -427,6 +533,7 @@ def cached_evaluate_samples(
         inception=inception,
         progress=progress,
         splits=splits,
+        gl_iters=gl_iters,
     )
     path.parent.mkdir(exist_ok=True)
     write_json(path, rec)

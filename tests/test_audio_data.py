@@ -18,6 +18,7 @@ from genlab.data import DataConfig, load_data
 from genlab.data.audio import fit_length, load_audio, read_wav
 from genlab.data.spectrogram import Spectrogram
 from genlab.errors import DataError
+from genlab.registry import get, names
 from genlab.training.launch import train
 
 
@@ -85,7 +86,10 @@ def test_load_data_routes_sound_and_the_run_keeps_the_transform(tone_folder, tmp
     assert run.info.audio == ds.audio  # the statistics of the training split, saved in the run
 
 
-@pytest.mark.parametrize("family", ["vae", "gan", "diffusion"])
+IMAGE_FAMILIES = [f for f in names() if get(f).data_kind == "images"]  # the whole registry
+
+
+@pytest.mark.parametrize("family", IMAGE_FAMILIES)
 def test_every_image_family_trains_and_samples_on_sound(family, tone_folder, tmp_path):
     out = tmp_path / family
     overrides = [f"data.name={tone_folder}", "model.conditional=true", "train.steps=6"]

@@ -332,3 +332,29 @@ def test_the_studio_page_plays_clips_and_says_a_number(studio):
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_the_blind_test_on_sound_plays_clips(run_dir):
+    """A real-or-generated trial of a sound run carries a clip to listen to."""
+    import json
+    import urllib.request
+
+    from conftest import start_studio
+
+    s = start_studio([run_dir.parent])
+    try:
+        seen = set()
+        for _ in range(8):
+            req = urllib.request.Request(
+                s.base + "/api/trials",
+                data=json.dumps({"kind": "real_or_generated",
+                                 "run": run_dir.name}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            trial = json.load(urllib.request.urlopen(req, timeout=60))
+            assert trial["wav"].startswith("data:audio/wav;base64,")
+            assert trial["png"].startswith("data:image/png;base64,")
+            seen.add(trial["wav"])
+        assert len(seen) > 1
+    finally:
+        s.stop()

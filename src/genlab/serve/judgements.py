@@ -64,10 +64,23 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
             item = {"text": _passage(fake, ref, rng) if truth == "real" else _trim(fake)}
         else:
             if truth == "real":
-                x = ref.test[rng.randrange(len(ref.test))].permute(1, 2, 0).numpy()
+                k = rng.randrange(len(ref.test))
+                x = ref.test[k].permute(1, 2, 0).numpy()
             else:
-                x = work.to_uint8(run.model.sample(1, generator=g, **_labels_kw(run, rng)))[0]
-            item = {"png": work.data_uri(work._plain_png(x))}
+                fake = run.model.sample(1, generator=g, **_labels_kw(run, rng))
+                x = work.to_uint8(fake)[0]
+            spec = work._spectrogram(run)
+            if spec is None:
+                item = {"png": work.data_uri(work._plain_png(x))}
+            else:  # sound: a person listens (a real clip as recorded), the picture beside it
+                if truth == "real":
+                    wave = ref.test_wave[k].numpy()
+                else:
+                    wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
+                item = {
+                    "png": work.data_uri(work._plain_png(work.flip_frequency(x[None])[0])),
+                    "wav": work.wav_data_uri(wave, spec.sample_rate),
+                }
         return {"truth": truth, "item": item, "seed": seed, "run": run_ref(rid),
                 "data": run.info.kind}
 
@@ -83,8 +96,15 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
                 c.setdefault("max_new_tokens", 200)
                 sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
             else:
-                x = work.to_uint8(run.model.sample(1, generator=g, **run.model.check_controls(c)))[0]
-                sides.append((rid, {"png": work.data_uri(work._plain_png(x))}))
+                fake = run.model.sample(1, generator=g, **run.model.check_controls(c))
+                x, spec = work.to_uint8(fake)[0], work._spectrogram(run)
+                if spec is None:
+                    sides.append((rid, {"png": work.data_uri(work._plain_png(x))}))
+                    continue
+                wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
+                png = work._plain_png(work.flip_frequency(x[None])[0])
+                wav = work.wav_data_uri(wave, spec.sample_rate)
+                sides.append((rid, {"png": work.data_uri(png), "wav": wav}))
         if len(kinds) != 1:
             raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
         rng.shuffle(sides)

@@ -49,6 +49,7 @@ class Reference:
     raw: torch.Tensor | None = None  # (N, C, H, W) uint8: what a nearest image looks like
     threshold: float | None = None
     test: torch.Tensor | None = None  # uint8 (M, C, H, W): real images for the blind test
+    test_wave: torch.Tensor | None = None  # sound: the real test clips as recorded (M, samples)
     index: Any = None  # metrics.text.CorpusIndex
     passages: list[str] | None = None  # held-out documents: real text for the blind test
 
@@ -324,4 +325,5 @@ def _build_reference(cfg, info) -> Reference:
         raw=train.x,
         threshold=torch.quantile(d_test, 0.01).item(),
         test=test.x,
+        test_wave=getattr(test, "wave", None),
     )

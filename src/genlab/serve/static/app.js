@@ -1832,6 +1832,11 @@
   }
 
   function judgeMedia(obj, alt) {
+    if (obj && obj.png && obj.wav) {  // sound: listen; the spectrogram beside the player
+      return el('div', { class: 'judge-sound' },
+        el('img', { class: 'pix judge-img', src: obj.png, alt }),
+        el('audio', { controls: true, preload: 'auto', src: obj.wav }));
+    }
     if (obj && obj.png) return el('img', { class: 'pix judge-img', src: obj.png, alt });
     if (obj && obj.text !== undefined) return el('div', { class: 'judge-text' }, obj.text);
     return el('p', { class: 'caption' }, 'nothing to show');

@@ -13,12 +13,12 @@ def test_the_audio_demo_ends_with_wavs_figures_and_a_report(shared_data, tmp_pat
     out = tmp_path / "demo-audio"
     assert main(["demo", "--audio", "--minutes", "0.1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    samples = out / "vae" / "samples"
+    samples = out / "gan" / "samples"
     assert sorted(p.name for p in samples.glob("digit-*.wav")) == [f"digit-{d}.wav" for d in range(10)]
     assert (samples / "say-2026.wav").stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert html.count("<audio") >= 10 and "data:audio/wav;base64," in html
-    for row in ("real test clips (floor)", "real clips through Griffin-Lim", "VAE samples"):
+    for row in ("real test clips (floor)", "real clips through Griffin-Lim", "GAN samples"):
         assert row in printed
 
 

@@ -4,10 +4,10 @@ write one generated clip per digit, say a number, measure the sound beside the r
 clips (the floor) and beside real clips through the spectrogram and Griffin-Lim (the
 ceiling), and write a report that plays them.
 
-    python -m genlab demo --audio                 # about 12 minutes on two CPU cores
-    python -m genlab demo --audio --minutes 20    # the README's figures
+    python -m genlab demo --audio                 # about 22 minutes on two CPU cores
+    python -m genlab demo --audio --minutes 5     # a quicker, rougher listen
 
-    runs/demo-audio/vae/samples/digit-0.wav ... digit-9.wav, say-2026.wav
+    runs/demo-audio/gan/samples/digit-0.wav ... digit-9.wav, say-2026.wav
     runs/demo-audio/report.html                   players beside spectrograms, every figure
 """
 
@@ -27,12 +27,12 @@ from genlab.sample import phase_generator, to_waves, write_wav
 from genlab.say import say
 from genlab.training.launch import train
 
-FAMILY = "vae"  # the family that did best on FSDD within 20 CPU minutes (see README)
+FAMILY = "gan"  # the family that did best on FSDD within 20 CPU minutes (see README)
 SAY = "2026"
 N_EVAL = 500
 
 
-def demo_audio(out: Path, minutes: float = 10.0, device: str = "auto") -> Path:
+def demo_audio(out: Path, minutes: float = 20.0, device: str = "auto") -> Path:
     from genlab.demo import _fresh
 
     t0 = time.perf_counter()

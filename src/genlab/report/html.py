@@ -141,6 +141,12 @@ def build_report(
             f'{cells}</tr><tr class="floor"><td class="l">floor (real train subset)'
             f"</td>{floor}</tr>"
         )
+        if rec.get("ceiling"):  # sound: the same real clips through the transform and back
+            ceiling = "".join(f"<td>{_cell(rec['ceiling'].get(c))}</td>" for c in COLUMNS)
+            body.append(
+                '<tr class="floor"><td class="l">ceiling (those clips through Griffin-Lim)'
+                f"</td>{ceiling}</tr>"
+            )
 
     plots = []
     for name, knob, values, records in sweeps:

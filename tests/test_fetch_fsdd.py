@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from genlab.data import archive_sets as A
 from genlab.data import fetch as F
 from genlab.errors import DataError
 
@@ -161,7 +162,7 @@ def test_the_shipped_manifest_is_the_published_one(shared_data):
         "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
     )
     assert F._FSDD_ARCHIVE.path == ARCHIVE and F._FSDD_ARCHIVE.prefix == PREFIX
-    assert len(F._manifest("fsdd", s.archive)) == s.archive.count == 3000
+    assert len(A._manifest("fsdd", s.archive)) == s.archive.count == 3000
     with tarfile.open(shared_data / ARCHIVE) as tar:
         sizes = sum(m.size for m in tar if m.name.startswith(PREFIX + "recordings/"))
     assert sizes == s.archive.total_bytes

@@ -69,16 +69,16 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
             else:
                 fake = run.model.sample(1, generator=g, **_labels_kw(run, rng))
                 x = work.to_uint8(fake)[0]
-            spec = work._spectrogram(run)
+            spec = work.spectrogram_of(run)
             if spec is None:
-                item = {"png": work.data_uri(work._plain_png(x))}
+                item = {"png": work.data_uri(work.plain_png(x))}
             else:  # sound: a person listens (a real clip as recorded), the picture beside it
                 if truth == "real":
                     wave = ref.test_wave[k].numpy()
                 else:
                     wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
                 item = {
-                    "png": work.data_uri(work._plain_png(work.flip_frequency(x[None])[0])),
+                    "png": work.data_uri(work.plain_png(work.flip_frequency(x[None])[0])),
                     "wav": work.wav_data_uri(wave, spec.sample_rate),
                 }
         return {"truth": truth, "item": item, "seed": seed, "run": run_ref(rid),
@@ -97,12 +97,12 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
                 sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
             else:
                 fake = run.model.sample(1, generator=g, **run.model.check_controls(c))
-                x, spec = work.to_uint8(fake)[0], work._spectrogram(run)
+                x, spec = work.to_uint8(fake)[0], work.spectrogram_of(run)
                 if spec is None:
-                    sides.append((rid, {"png": work.data_uri(work._plain_png(x))}))
+                    sides.append((rid, {"png": work.data_uri(work.plain_png(x))}))
                     continue
                 wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
-                png = work._plain_png(work.flip_frequency(x[None])[0])
+                png = work.plain_png(work.flip_frequency(x[None])[0])
                 wav = work.wav_data_uri(wave, spec.sample_rate)
                 sides.append((rid, {"png": work.data_uri(png), "wav": wav}))
         if len(kinds) != 1:

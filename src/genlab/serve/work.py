@@ -106,7 +106,7 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _plain_png(img: np.ndarray) -> bytes:
+def plain_png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, "PNG")
     return buf.getvalue()
@@ -127,7 +127,7 @@ def image_novelty(
         near = flip_frequency(near[None])[0] if flip else near
         out.append(
             {
-                "nearest": data_uri(_plain_png(near)),
+                "nearest": data_uri(plain_png(near)),
                 "distance": round(float(dist[i]), 4),
                 "threshold": round(float(ref.threshold), 4),
                 "copy": bool(dist[i] < ref.threshold),
@@ -164,7 +164,7 @@ def sample_images(job: Job, run: Run, run_id: str, ref: Reference, req: dict) ->
     if labels is not None:
         kw["label"] = labels
     if run.config.family == "diffusion":
-        hooks = _diffusion_hooks(job, kw, flip=_spectrogram(run) is not None)
+        hooks = _diffusion_hooks(job, kw, flip=spectrogram_of(run) is not None)
         x = run.model.sample(n, generator=g, **kw, **hooks)
     else:
         x = run.model.sample(n, generator=g, **kw)
@@ -189,7 +189,7 @@ def _diffusion_hooks(job: Job, controls: dict, flip: bool = False) -> dict:
         imgs = flip_frequency(imgs) if flip else imgs  # spectrograms: low frequencies below
         job.emit(
             "preview",
-            {"step": i, "total": total, "images": [data_uri(_plain_png(im)) for im in imgs]},
+            {"step": i, "total": total, "images": [data_uri(plain_png(im)) for im in imgs]},
         )
 
     return {"progress": progress, "preview": preview}
@@ -197,7 +197,7 @@ def _diffusion_hooks(job: Job, controls: dict, flip: bool = False) -> dict:
 
 def _image_result(run, run_id, ref, x, labels, how: dict, save: bool, index_base=None) -> dict:
     imgs = to_uint8(x)
-    audio = _spectrogram(run)
+    audio = spectrogram_of(run)
     novelty = image_novelty(
         torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), ref, flip=audio is not None
     )
@@ -306,7 +306,7 @@ def _check_index(i: int, n: int) -> None:
 
 
 # -- sound ------------------------------------------------------------------------------
-def _spectrogram(run: Run):
+def spectrogram_of(run: Run):
     """The Spectrogram of a run trained on sound; None for any other run."""
     audio = getattr(run.info, "audio", None)
     if not audio:
@@ -344,7 +344,7 @@ def say(job: Job, run: Run, run_id: str, ref: Reference, req: dict) -> dict:
     joined (genlab.say); one item with the WAV and its spectrogram."""
     from genlab.say import join, say_clips
 
-    spec = _spectrogram(run)
+    spec = spectrogram_of(run)
     if spec is None:
         raise Unfit("saying a text needs a run trained on sound")
     text, seed = req["text"] or "", req["seed"]

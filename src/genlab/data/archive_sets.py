@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import http.client
 import os
 import shutil
 import stat
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from genlab.data.fetch import (
     _CHUNK,
+    DOWNLOAD_ERRORS,
     NamedSet,
     RemoteArchive,
     _mirror,
@@ -40,6 +40,7 @@ from genlab.data.fetch import (
     _open_source,
     _warn,
     cache_dir,
+    download_error,
 )
 from genlab.errors import DataError
 from genlab.fsutil import fsync_dir
@@ -254,14 +255,8 @@ def _download_unpinned(
             out.flush()
             os.fsync(out.fileno())
         return None
-    except urllib.error.HTTPError as e:
-        return f"HTTP {e.code}"
-    except urllib.error.URLError as e:
-        return _one_line(e.reason)
-    except http.client.IncompleteRead:
-        return "connection closed mid-download"
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        return _one_line(e)
+    except DOWNLOAD_ERRORS as e:
+        return download_error(e)
 
 
 def _unsafe(name: str) -> bool:

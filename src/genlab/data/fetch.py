@@ -582,14 +582,8 @@ def _fetch_file(
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return None
-    except urllib.error.HTTPError as e:
-        return f"HTTP {e.code}"
-    except urllib.error.URLError as e:
-        return _one_line(e.reason)
-    except http.client.IncompleteRead:
-        return "connection closed mid-download"
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        return _one_line(e)
+    except DOWNLOAD_ERRORS as e:
+        return download_error(e)
     finally:
         tmp.unlink(missing_ok=True)  # after os.replace this name no longer exists
 
@@ -637,6 +631,21 @@ def _fetch_from_archive(
     finally:
         tmp.unlink(missing_ok=True)
         zip_path.unlink(missing_ok=True)  # 81 MB that only held the member
+
+
+# what a download can fail with: each becomes one line naming why (download_error)
+DOWNLOAD_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
+def download_error(e: BaseException) -> str:
+    """Why a download failed, in a few words (for the one-line error naming each source)."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code}"
+    if isinstance(e, urllib.error.URLError):
+        return _one_line(e.reason)
+    if isinstance(e, http.client.IncompleteRead):
+        return "connection closed mid-download"
+    return _one_line(e)
 
 
 def _one_line(reason: object) -> str:

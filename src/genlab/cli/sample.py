@@ -87,7 +87,7 @@ def cmd_sample(args, overrides: list[str]) -> int:
     import torch
 
     from genlab.run import load
-    from genlab.sample import GL_ITERS_MAX, GRID_MAX, check_image_output, save_image_batches
+    from genlab.sample import GL_ITERS_MAX, check_image_output, save_image_batches
 
     check_counts(
         args, n=(1, None), seed=(0, 2**63 - 1), interpolate=(2, 1000), gl_iters=(0, GL_ITERS_MAX)
@@ -118,27 +118,32 @@ def cmd_sample(args, overrides: list[str]) -> int:
     n = args.n or 64
     labels = None
     if args.interpolate:
-        if not run.model.has_latent:
-            raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
-        if n * args.interpolate > GRID_MAX:
-            raise GenlabError(
-                f"-n {n} x --interpolate {args.interpolate} is more than {GRID_MAX:,} images; "
-                "lower either"
-            )
-        check_image_output(args.out, n * args.interpolate)
-        x = run.model.interpolate(n, args.interpolate, generator=g, **controls)
-        batches, count, nrow = iter([(x, None)]), len(x), args.interpolate
+        batches, count, nrow = _interpolations(args, run, n, g, controls, check_image_output)
     else:
         check_image_output(args.out, n)  # before any sampling
-        conditional = run.info.num_classes and getattr(run.config.model, "conditional", False)
-        if conditional:
-            labels = controls.get("label") or list(range(run.info.num_classes))
-            labels = labels if isinstance(labels, list) else [labels]
+        labels = _labels(run, args, controls)
         batches, count = _image_batches(run, n, g, controls, labels), n
         nrow = run.info.num_classes if labels and args.label is None else None
     path = save_image_batches(batches, args.out, count, nrow=nrow)
     print(f"genlab: wrote {count} samples to {path}", file=sys.stderr)
     return 0
+
+
+def _interpolations(args, run, n: int, g, controls: dict, check_output):
+    """(batches, count, nrow) of ``n`` latent interpolations of --interpolate steps each,
+    after ``check_output`` (images' or sound's) has accepted --out for that many."""
+    from genlab.sample import GRID_MAX
+
+    if not run.model.has_latent:
+        raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
+    if n * args.interpolate > GRID_MAX:
+        raise GenlabError(
+            f"-n {n} x --interpolate {args.interpolate} is more than {GRID_MAX:,} samples; "
+            "lower either"
+        )
+    check_output(args.out, n * args.interpolate)
+    x = run.model.interpolate(n, args.interpolate, generator=g, **controls)
+    return iter([(x, None)]), len(x), args.interpolate
 
 
 def _labels(run, args, controls: dict) -> list[int] | None:
@@ -152,7 +157,7 @@ def _labels(run, args, controls: dict) -> list[int] | None:
 def _sample_audio(args, run, controls: dict, g) -> int:
     """Sound: spectrogram images turned into WAVs (or arrays, or a spectrogram grid)."""
     from genlab.data.spectrogram import Spectrogram
-    from genlab.sample import GL_ITERS, GRID_MAX, check_audio_output, save_audio_batches
+    from genlab.sample import GL_ITERS, check_audio_output, save_audio_batches
 
     if args.out is None:
         raise GenlabError(
@@ -162,16 +167,7 @@ def _sample_audio(args, run, controls: dict, g) -> int:
     spec = Spectrogram.from_dict(run.info.audio)
     n = args.n or (1 if Path(args.out).suffix.lower() == ".wav" else 64)
     if args.interpolate:
-        if not run.model.has_latent:
-            raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
-        if n * args.interpolate > GRID_MAX:
-            raise GenlabError(
-                f"-n {n} x --interpolate {args.interpolate} is more than {GRID_MAX:,} clips; "
-                "lower either"
-            )
-        check_audio_output(args.out, n * args.interpolate)
-        x = run.model.interpolate(n, args.interpolate, generator=g, **controls)
-        batches, count, nrow = iter([(x, None)]), len(x), args.interpolate
+        batches, count, nrow = _interpolations(args, run, n, g, controls, check_audio_output)
     else:
         check_audio_output(args.out, n)  # before any sampling
         labels = _labels(run, args, controls)

@@ -40,7 +40,9 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     grad_accum: int = 1  # micro-batches per optimizer step
     ema_decay: float = 0.999  # 0 turns the EMA off
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA, or CPU for tests)
+    # bf16 autocast, or fp32; auto: bf16 on a CPU with bf16 matrix units (AMX) for the
+    # families measured faster there at equal quality (benchmarks/cpu_bf16.py), else fp32
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False  # torch.compile the model (CUDA)
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu

@@ -26,7 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.config import check_range
 from genlab.errors import ConfigError
-from genlab.models.base import Control, DataInfo, GenerativeModel
+from genlab.models.base import Control, DataInfo, GenerativeModel, fusable
 from genlab.models.layers import group_norm, label_tensor, resolution_levels, slerp
 from genlab.registry import register
 
@@ -408,10 +408,11 @@ class GAN(GenerativeModel):
     def optimizers(self, train: Any) -> dict[str, torch.optim.Optimizer]:
         """Adam for each network with GAN betas; D's lr is d_lr_ratio x G's (TTUR)."""
         betas = (self.config.beta1, self.config.beta2)
+        g, d = list(self.generator.parameters()), list(self.discriminator.parameters())
         return {  # G first: the logged "lr" is the first optimizer's
-            "g": torch.optim.Adam(self.generator.parameters(), lr=train.lr, betas=betas),
+            "g": torch.optim.Adam(g, lr=train.lr, betas=betas, fused=fusable(g)),
             "d": torch.optim.Adam(
-                self.discriminator.parameters(), lr=train.lr * self.config.d_lr_ratio, betas=betas
+                d, lr=train.lr * self.config.d_lr_ratio, betas=betas, fused=fusable(d)
             ),
         }
 

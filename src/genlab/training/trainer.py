@@ -28,6 +28,7 @@ from genlab.config import TrainConfig  # noqa: F401  (re-exported)
 from genlab.data import Batcher, TensorData
 from genlab.errors import ConfigError, RunError
 from genlab.fsutil import read_jsonl, save_tensors, write_bytes_atomic
+from genlab.models.base import cpu_has_bf16_units
 from genlab.training.checkpoint import CheckpointDir, flatten_optimizer, unflatten_optimizer
 from genlab.training.distributed import Distributed, rng_state, set_rng_state
 from genlab.training.divergence import Divergence
@@ -46,6 +47,15 @@ def lr_factor(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
     decay_steps = max(1, cfg.steps - 1 - cfg.warmup_steps)
     p = min(1.0, max((step - cfg.warmup_steps) / decay_steps, time_progress))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def resolve_precision(precision: str, device: torch.device, model) -> str:
+    """"fp32" or "bf16": train.precision, with "auto" decided for this device and family
+    (bf16 on a CPU with bf16 matrix units where the family sets ``cpu_bf16``)."""
+    if precision != "auto":
+        return precision
+    on_amx = device.type == "cpu" and cpu_has_bf16_units()
+    return "bf16" if on_amx and model.cpu_bf16 else "fp32"
 
 
 class Stepper:
@@ -103,6 +113,11 @@ class Trainer:
         self.run_dir, self.cfg, self.tc = Path(run_dir), cfg, cfg.train
         self.env = dist_env or Distributed(self.tc.device)
         self.device = self.env.device
+        if self.device.type == "cuda":
+            # TF32 for what autocast leaves in float32 (as nanoGPT): Ampere and later GPUs
+            # multiply float32 matrices through it 3-8x faster, to about 1e-3 relative
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.model = model.to(self.device)
         self.progress = progress
         tc, world = self.tc, self.env.world
@@ -136,6 +151,7 @@ class Trainer:
         self.ckpt = CheckpointDir(self.run_dir)
         self.curves = Curves(self.run_dir / "tensorboard", tc.tensorboard, self.env.main)
         self.step, self.elapsed, self.examples = 0, 0.0, 0
+        self._t0, self._e0 = time.perf_counter(), 0.0
         self.best_val = math.inf
         # every rank starts from the same weights (built under the same seed);
         # their noise streams differ so dropout and sampling are independent
@@ -143,6 +159,7 @@ class Trainer:
         if resume:
             self._restore()
         self.net = self._wrap(model)
+        self.precision = resolve_precision(tc.precision, self.device, model)
 
     # -- set-up -------------------------------------------------------------
     def _set_base_lrs(self) -> None:
@@ -162,7 +179,7 @@ class Trainer:
 
     def _autocast(self):
         return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.tc.precision == "bf16"
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
 
     # -- the loop -----------------------------------------------------------
@@ -184,6 +201,12 @@ class Trainer:
             return self._summary(stopped_by_time=False)
         if env.main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            if tc.precision == "auto" and self.precision == "bf16" and self.progress:
+                print(
+                    f"genlab: training in bf16 on this CPU's matrix units (train.precision=auto;"
+                    " train.precision=fp32 turns it off)",
+                    file=sys.stderr,
+                )
         log = open(self.run_dir / "metrics.jsonl", "a") if env.main else None
         self.curves.open(self.step)  # train.tensorboard: an extra view of the same records
         bar = tqdm(
@@ -199,7 +222,7 @@ class Trainer:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         window, t_window = 0, time.perf_counter()
-        t_start, elapsed0 = time.perf_counter(), self.elapsed
+        self._t0, self._e0 = time.perf_counter(), self.elapsed  # the training clock
         stopped_by_time = False
         last_alarm = None
         if tc.on_divergence == "rollback" and self.ckpt.latest() is None:
@@ -207,7 +230,7 @@ class Trainer:
         self.divergence.reset()
         try:
             while self.step < end:
-                self.elapsed = elapsed0 + time.perf_counter() - t_start
+                self.elapsed = self._clock()
                 if tc.minutes is not None and self.elapsed >= tc.minutes * 60:
                     stopped_by_time = True
                     break
@@ -218,7 +241,7 @@ class Trainer:
                 self.step += 1
                 self.examples += tc.batch_size
                 bar.update(1)
-                self.elapsed = elapsed0 + time.perf_counter() - t_start
+                self.elapsed = self._clock()
                 time_up = tc.minutes is not None and self.elapsed >= tc.minutes * 60
                 # a record (and the divergence check on it) before anything that writes
                 # weights or judges them: checkpoints, validation (best weights), grids
@@ -266,7 +289,7 @@ class Trainer:
                                 log.close()
                                 log = open(self.run_dir / "metrics.jsonl", "a")
                             sums, window, t_window = {}, 0, time.perf_counter()
-                            t_start, elapsed0 = time.perf_counter(), self.elapsed
+                            self._t0, self._e0 = time.perf_counter(), self.elapsed
                             continue
                         raise RunError(self._diverged_message(why))
                 if time_up:
@@ -283,6 +306,10 @@ class Trainer:
                 log.close()
             self.curves.close()
         return self._summary(stopped_by_time)
+
+    def _clock(self) -> float:
+        """Seconds of training so far, over every session of this run."""
+        return self._e0 + time.perf_counter() - self._t0
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
@@ -335,6 +362,7 @@ class Trainer:
             "elapsed_s": self.elapsed,
             "best_val_loss": self.best_val,
             "stopped_by_time": stopped_by_time,
+            "precision": self.precision,
             "run_dir": str(self.run_dir),
         }
 
@@ -435,6 +463,8 @@ class Trainer:
                 "step": self.step,
                 **{f"val_{k}": v / n for k, v in sums.items()},
                 "val_examples": n,
+                # the training clock when this validation ended (time to a given loss)
+                "elapsed_s": round(self._clock(), 3),
             }
             if hasattr(self.val_data, "tokens_per_example"):
                 # text: the mean over every token of the validation split, predicted once in

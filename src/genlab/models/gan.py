@@ -228,6 +228,8 @@ class GAN(GenerativeModel):
 
     family = "gan"
     config_class = GANConfig
+    # bf16 on an AMX CPU: 1.44-1.57x the steps/s at equal FID (digits, benchmarks/cpu_bf16.py)
+    cpu_bf16 = True
     has_latent = True
     owns_step = True
     selects_best = False  # a GAN's validation loss says nothing about its samples

@@ -63,6 +63,8 @@ class VAE(GenerativeModel):
 
     family = "vae"
     config_class = VAEConfig
+    # bf16 on an AMX CPU: 1.20-1.26x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    cpu_bf16 = True
     has_latent = True
     sweep = ("temperature", (0.5, 0.75, 1.0, 1.25, 1.5))
     controls = {

@@ -25,6 +25,7 @@ from torch import nn
 
 from genlab.errors import ConfigError
 from genlab.models.ar.lm import TINY_TRAIN, LanguageModel
+from genlab.models.layers import attention
 from genlab.registry import register
 
 
@@ -88,17 +89,8 @@ class CausalSelfAttention(nn.Module):
                 raise ValueError("after the prefill, the cache takes one token at a time")
             kv = cache.update(layer, kv)
         k, v = kv.unbind(0)
-        p = self.dropout if self.training else 0.0
-        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
-            # PyTorch's CPU flash-attention backward is 4-8x slower in bf16 than in float32
-            # at these sizes (12 x 4 heads x 64 x 32: 4.4 against 0.9 ms forward and
-            # backward), which undid bf16's gain in the matmuls: attention trains in float32
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(
-                    q.float(), k.float(), v.float(), is_causal=causal, dropout_p=p
-                ).to(q.dtype)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)
+        # float32 while training under CPU bf16, where the bf16 backward kernel is slow
+        y = attention(q, k, v, is_causal=causal, p=self.dropout if self.training else 0.0)
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))
         return _drop(y, self.dropout, self.training)
 
@@ -145,6 +137,8 @@ class GPT(LanguageModel):
 
     family = "gpt"
     config_class = GPTConfig
+    # bf16 on an AMX CPU: 1.76-1.82x the steps/s at equal loss (cpu preset, benchmarks/cpu_bf16.py)
+    cpu_bf16 = True
     presets = {
         # a small GPT with nanoGPT's context of 256 (Tiny Shakespeare unless --data says
         # otherwise): 1,000 steps of 12 x 256 tokens

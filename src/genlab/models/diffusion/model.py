@@ -70,6 +70,8 @@ class Diffusion(GenerativeModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
+    # bf16 on an AMX CPU: 1.12-1.16x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    cpu_bf16 = True
     sweep = ("sampling_steps", (5, 10, 20, 50, 100))
     # the report sweeps these as well (one plot each), beside ``sweep``
     extra_sweeps = (("guidance", (1.0, 1.5, 2.0, 3.0, 5.0)),)

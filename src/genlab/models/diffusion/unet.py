@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.layers import Downsample, ResBlock, Upsample, group_norm, resolution_levels
+from genlab.models.layers import (
+    Downsample,
+    ResBlock,
+    Upsample,
+    attention,
+    group_norm,
+    resolution_levels,
+)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -52,7 +59,9 @@ class Attention(nn.Module):
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
         qkv = self.qkv(tokens).view(b, h * w, 3, self.heads, c // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, HW, head_dim)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        # (float32 while training under CPU bf16: without that rule, the default preset's
+        # step on digits took 178 ms in bf16 against 129 in float32; with it, 105)
+        a = attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
         return x + self.out(a).transpose(1, 2).reshape(b, c, h, w)
 
 

@@ -309,6 +309,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="scratch folder to keep (default: a temporary one)")
     ap.add_argument("--no-fast", action="store_true", help="skip the time-to-quality run")
     ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="genlab's same-recipe run with this many seeds (0, 1, ...): the spread of its "
+        "validation loss is the noise a difference from nanoGPT's must exceed (nanoGPT's "
+        "seed is fixed in its train.py)",
+    )
+    ap.add_argument(
         "--steps",
         type=int,
         help="a short check of this script: both train this many steps (a multiple of 20), "
@@ -347,6 +355,12 @@ def main() -> None:
     if cfg["fast"] and not args.no_fast:
         print("gpt_vs_nanogpt: genlab --preset fast ...", file=sys.stderr)
         fast = run_genlab(work / "genlab-fast", cfg["fast"], target)
+    others = []
+    for seed in range(1, args.seeds):
+        print(f"gpt_vs_nanogpt: genlab, the same recipe, seed {seed} ...", file=sys.stderr)
+        run = run_genlab(work / f"genlab-seed{seed}", [*cfg["genlab"], "--seed", str(seed)], None)
+        last = run["val_curve"][run["steps"]]  # the whole split, as scored below (same protocol)
+        others.append({"seed": seed, "val_loss": last, "tokens_per_s": run["tokens_per_s"]})
 
     # one protocol for both final models: the whole validation split as nanoGPT cuts it
     text = args.text.read_text(encoding="utf-8")
@@ -374,6 +388,7 @@ def main() -> None:
         "genlab": gen,
         "tokens_per_s_ratio": round(gen["tokens_per_s"] / nano["tokens_per_s"], 3),
         "val_loss_delta": round(gen["val_loss_whole_split"] - nano["val_loss_whole_split"], 4),
+        "genlab_other_seeds": others,
         "target": target,
     }
     if fast is not None:

@@ -35,8 +35,11 @@ FAMILY, PRESET = "vae", "default"
 
 
 def make_config(steps: int) -> RunConfig:
-    # the preset's eval / sample / checkpoint intervals and the default log_every, untouched
-    return RunConfig.new(FAMILY, PRESET, [f"train.steps={steps}", "train.device=cpu"])
+    # the preset's eval / sample / checkpoint intervals and the default log_every, untouched;
+    # float32, as the bare loop computes (auto would pick bf16 on a CPU with AMX units)
+    return RunConfig.new(
+        FAMILY, PRESET, [f"train.steps={steps}", "train.device=cpu", "train.precision=fp32"]
+    )
 
 
 def run_trainer(steps: int, train: TensorData, val: TensorData, info, root: Path) -> dict:

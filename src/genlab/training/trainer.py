@@ -203,7 +203,7 @@ class Trainer:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             if tc.precision == "auto" and self.precision == "bf16" and self.progress:
                 print(
-                    f"genlab: training in bf16 on this CPU's matrix units (train.precision=auto;"
+                    "genlab: training in bf16 on this CPU's matrix units (train.precision=auto;"
                     " train.precision=fp32 turns it off)",
                     file=sys.stderr,
                 )

@@ -196,6 +196,7 @@ def run_nanogpt(copy: Path, cfg: dict) -> dict:
         "wall_s": round(wall, 1),
         "own_val_estimates": {s: v for _, s, v in evals},
         "recipe_end_s": round(last_t, 1),  # launch -> its last evaluation line
+        "best": _best([(t, step, val) for t, step, val in evals if step > 0]),
         "steps": last_step,
     }
 
@@ -249,6 +250,7 @@ def run_genlab(out: Path, args: list[str], target: float | None) -> dict:
         and (prev is None or prev["step"] not in busy)
     ]
     vals = [(seen.get(json.dumps(r)), r) for r in records if "val_loss" in r]
+    best = _best([(t, r["step"], r["val_loss"]) for t, r in vals])
     reach = next(((t, r) for t, r in vals if target is not None and r["val_loss"] <= target), None)
     return {
         **window_stats(times, per_window, times[0], 1.0),
@@ -256,6 +258,7 @@ def run_genlab(out: Path, args: list[str], target: float | None) -> dict:
         "peak": peak,
         "wall_s": round(wall, 1),
         "val_curve": {r["step"]: round(r["val_loss"], 4) for _, r in vals},
+        "best": best,
         "reached_target": None
         if reach is None
         else {
@@ -266,6 +269,14 @@ def run_genlab(out: Path, args: list[str], target: float | None) -> dict:
         },
         "steps": records[-1]["step"],
     }
+
+
+def _best(evals: list[tuple[float | None, int, float]]) -> dict | None:
+    """The lowest validation loss of (arrival s, step, loss), and when it arrived."""
+    if not evals:
+        return None
+    t, step, val = min(evals, key=lambda e: e[2])
+    return {"step": step, "val_loss": round(val, 4), "wall_s_from_launch": t and round(t, 1)}
 
 
 def genlab_model(run: Path, device: torch.device):

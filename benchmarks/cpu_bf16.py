@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 
+from genlab import demo
 from genlab.data import TensorData, TokenData, load_corpus, load_data
 from genlab.data.tokenizers import load_tokenizer
 from genlab.evaluate import evaluate
@@ -59,21 +60,7 @@ DEMO_IMAGES = ["data.name=digits", "model.conditional=true"]
 # the diffusion model: the README's command (width 32; the demo narrows it to 16)
 RECIPES = {
     "gpt": ("cpu", [], 1000, "val_loss"),
-    "rnn": (
-        "default",
-        [
-            "model.cell=lstm",
-            "model.hidden=256",
-            "model.layers=1",
-            "model.block_size=64",
-            "train.batch_size=32",
-            "train.lr=4e-2",
-            "train.warmup_steps=20",
-            "train.eval_every=0",
-        ],
-        600,
-        "val_loss",
-    ),
+    "rnn": ("default", list(demo.TEXT_OVERRIDES), demo.TEXT_STEPS, "val_loss"),
     "vae": ("default", DEMO_IMAGES, 800, "val_loss"),
     "gan": ("default", DEMO_IMAGES, 1000, "fid"),
     "diffusion": ("default", DEMO_IMAGES, 400, "val_loss"),

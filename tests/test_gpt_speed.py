@@ -1,5 +1,6 @@
-"""What genlab's GPT does to train as fast as nanoGPT: fused optimizers, float32 attention
-under CPU bf16, the `fast` preset, time-stamped validations, and the side-by-side benchmark."""
+"""What genlab's GPT does to train as fast as nanoGPT: fused optimizers, the `fast` preset,
+time-stamped validations, and the side-by-side benchmark (float32 attention under CPU bf16:
+tests/test_precision.py)."""
 
 import json
 import subprocess
@@ -7,12 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
 
 import genlab
 from genlab.data import DataInfo
-from genlab.models.ar import gpt as gpt_module
 from genlab.run import RunConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,37 +27,6 @@ def test_adam_and_adamw_are_fused_on_cpu():
     for opt in gan.optimizers(RunConfig.new("gan", "tiny").train).values():
         assert opt.defaults["fused"]
         assert len(opt.param_groups[0]["params"]) > 0  # the parameter lists were not used up
-
-
-def test_attention_trains_in_float32_under_cpu_bf16_and_matches_float32(monkeypatch):
-    """PyTorch's bf16 flash-attention backward on a CPU is 4-8x slower than float32's: under
-    bf16 autocast with gradients on, attention gets float32 inputs; without gradients
-    (sampling, validation) it stays in bf16, where the forward kernel is the faster one."""
-    cfg = gpt_module.GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16)
-    attn = gpt_module.CausalSelfAttention(cfg)
-    seen = []
-    sdpa = F.scaled_dot_product_attention
-
-    def spy(q, k, v, **kw):
-        seen.append(q.dtype)
-        return sdpa(q, k, v, **kw)
-
-    monkeypatch.setattr(gpt_module.F, "scaled_dot_product_attention", spy)
-    x = torch.randn(3, 16, 32, generator=torch.Generator().manual_seed(0))
-    want = attn(x)
-    want.pow(2).sum().backward()
-    want_grad = attn.qkv.weight.grad.clone()
-    attn.zero_grad()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = attn(x)
-        with torch.no_grad():
-            attn(x)
-    got.float().pow(2).sum().backward()
-    assert seen == [torch.float32, torch.float32, torch.bfloat16]
-    assert got.dtype == torch.bfloat16
-    torch.testing.assert_close(got.float(), want, atol=3e-2, rtol=3e-2)
-    cos = F.cosine_similarity(attn.qkv.weight.grad.flatten(), want_grad.flatten(), dim=0)
-    assert cos > 0.99
 
 
 def test_fast_preset_is_nanogpts_cpu_model():

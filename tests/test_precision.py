@@ -1,7 +1,7 @@
 """train.precision: what "auto" picks (bf16 only on a CPU with bf16 matrix units, only for the
 families measured faster there at equal quality by benchmarks/cpu_bf16.py), explicit settings
 obeyed, the families switched on training under bf16, and what runs in float32 under CPU bf16
-because its bf16 kernel is the slower: the diffusion U-Net's attention, the GRU."""
+because its bf16 kernel is the slower: attention (the GPT's and the U-Net's), the GRU."""
 
 import json
 import math
@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 import genlab
 from genlab import registry
 from genlab.data import DataInfo
+from genlab.models.ar import gpt as gpt_module
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import unet as unet_module
 from genlab.models.vae import VAE
@@ -127,12 +128,25 @@ def test_auto_trains_in_float32_without_bf16_units_or_for_a_family_not_switched_
     assert precision("users-bf16-asked", UsersVAE.family, [*two, "train.precision=bf16"]) == "bf16"
 
 
-def test_diffusion_attention_trains_in_float32_under_cpu_bf16_and_matches_float32(monkeypatch):
-    """PyTorch's bf16 flash-attention backward on a CPU is 5-17x slower than float32's at the
-    U-Net's sizes: under bf16 autocast with gradients on, attention gets float32 inputs;
-    without gradients (sampling, validation) it stays in bf16."""
+def _gpt_attention():
+    return gpt_module.CausalSelfAttention(
+        gpt_module.GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16)
+    ), torch.randn(3, 16, 32, generator=torch.Generator().manual_seed(0))
+
+
+def _unet_attention():
     attn = unet_module.Attention(32)
     torch.nn.init.normal_(attn.out.weight, std=0.1)  # zero-initialised: let attention show
+    return attn, torch.randn(4, 32, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("build", [_gpt_attention, _unet_attention], ids=["gpt", "unet"])
+def test_attention_trains_in_float32_under_cpu_bf16_and_matches_float32(build, monkeypatch):
+    """PyTorch's bf16 flash-attention backward on a CPU is 4-17x slower than float32's at
+    these models' sizes: under bf16 autocast with gradients on, attention (models/layers.py)
+    gets float32 inputs; without gradients (sampling, validation) it stays in bf16, where
+    the forward kernel is the faster. Outputs and gradients match float32's."""
+    attn, x = build()
     seen = []
     sdpa = F.scaled_dot_product_attention
 
@@ -140,8 +154,7 @@ def test_diffusion_attention_trains_in_float32_under_cpu_bf16_and_matches_float3
         seen.append(q.dtype)
         return sdpa(q, k, v, **kw)
 
-    monkeypatch.setattr(unet_module.F, "scaled_dot_product_attention", spy)
-    x = torch.randn(4, 32, 8, 8, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     want = attn(x)
     want.pow(2).sum().backward()
     want_grad = attn.qkv.weight.grad.clone()

@@ -265,7 +265,7 @@ def run_genlab(out: Path, args: list[str], target: float | None) -> dict:
             "step": reach[1]["step"],
             "val_loss": round(reach[1]["val_loss"], 4),
             "wall_s_from_launch": round(reach[0], 1),
-            "training_s": reach[1].get("elapsed_s"),
+            "training_s": reach[1].get("val_elapsed_s"),
         },
         "steps": records[-1]["step"],
     }

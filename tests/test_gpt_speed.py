@@ -47,7 +47,7 @@ def test_validation_records_carry_the_training_clock(tmp_path):
     genlab.train("gpt", tmp_path / "r", preset="tiny", progress=False)
     recs = [json.loads(s) for s in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     train = {r["step"]: r["elapsed_s"] for r in recs if "loss" in r}
-    val = [(r["step"], r["elapsed_s"]) for r in recs if "val_loss" in r]
+    val = [(r["step"], r["val_elapsed_s"]) for r in recs if "val_loss" in r]
     assert len(val) >= 2
     assert [s for s, _ in val] == sorted(s for s, _ in val)
     for step, t in val:  # after that step's training record, before the next one's

@@ -464,7 +464,7 @@ class Trainer:
                 **{f"val_{k}": v / n for k, v in sums.items()},
                 "val_examples": n,
                 # the training clock when this validation ended (time to a given loss)
-                "elapsed_s": round(self._clock(), 3),
+                "val_elapsed_s": round(self._clock(), 3),
             }
             if hasattr(self.val_data, "tokens_per_example"):
                 # text: the mean over every token of the validation split, predicted once in

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import genlab
 from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo
@@ -137,3 +138,34 @@ def test_cli_trains_and_samples_with_the_diffusion_flags(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "2", "--out", str(bad), "--sampling-steps", "500"]) == 2
     err = capsys.readouterr().err
     assert "timesteps" in err and "Traceback" not in err and not bad.exists()
+
+
+def test_compile_takes_only_the_unets_training_forward(tmp_path, monkeypatch):
+    """train.compile on a diffusion run compiles the U-Net alone, at one static shape, for
+    training steps only (validation and sampling run other batch sizes, each of which
+    would compile again), and the run's weights keep their names."""
+    compiled = []
+
+    def fake_compile(module, **kw):
+        calls = []
+
+        def run(*args):
+            calls.append(args[0].shape[0])
+            return module(*args)
+
+        compiled.append((module, kw, calls))
+        return run
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    genlab.train(
+        "diffusion",
+        tmp_path / "r",
+        preset="tiny",
+        overrides=["train.compile=true", "train.steps=4", "train.eval_every=2"],
+        progress=False,
+    )
+    [(module, kw, calls)] = compiled
+    assert type(module).__name__ == "UNet" and kw == {"dynamic": False}
+    assert calls == [16] * 4  # the four training steps' batches, nothing else
+    run = genlab.load(tmp_path / "r")
+    assert not any("_orig_mod" in k or "_compiled" in k for k in run.model.state_dict())

@@ -148,6 +148,12 @@ class GenerativeModel(nn.Module):
             )
         }
 
+    def compile_for_training(self) -> bool:
+        """train.compile: a family may compile just the part of its training step where the
+        time goes (and return True); by default (False) the trainer compiles the whole
+        ``loss``."""
+        return False
+
     def alarm(self, record: dict[str, float]) -> str | None:
         """A warning about training going wrong, judged from one logged record (averages
         over the last train.log_every steps); None when all is well. The trainer prints

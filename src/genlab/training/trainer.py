@@ -173,7 +173,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if self.tc.compile:
+        if self.tc.compile and not model.compile_for_training():
             net = torch.compile(net)
         return net
 

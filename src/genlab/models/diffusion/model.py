@@ -187,12 +187,24 @@ class Diffusion(GenerativeModel):
         if y is not None and self.training and cfg.label_dropout > 0:
             drop = torch.rand(n, device=x0.device) < cfg.label_dropout
             y = torch.where(drop, torch.full_like(y, self.info.num_classes), y)
-        out = self.net(self.schedule.add_noise(x0, eps, t), t, y)
+        compiled = self.__dict__.get("_compiled_net")
+        training = compiled is not None and self.training and torch.is_grad_enabled()
+        net = compiled if training else self.net
+        out = net(self.schedule.add_noise(x0, eps, t), t, y)
         target = self.schedule.target(x0, eps, t, cfg.prediction)
         err = F.mse_loss(out.float(), target.float(), reduction="none").flatten(1).mean(1)
         w = self.schedule.loss_weight(t, cfg.prediction, cfg.weighting, cfg.snr_gamma)
         loss = (w.to(err.dtype) * err).mean()
         return {"loss": loss, "mse": err.mean().detach()}
+
+    def compile_for_training(self) -> bool:
+        """The U-Net alone, at the training batch's one shape (the trainer drops the last
+        short batch): what remains of the loss (timesteps, noise, label dropout, schedule
+        lookups) is cheap elementwise work. Validation and sampling stay eager: they run
+        other batch sizes, each of which would compile again."""
+        # kept out of the module's children, so that state_dict keys do not change
+        self.__dict__["_compiled_net"] = torch.compile(self.net, dynamic=False)
+        return True
 
     # -- sampling ----------------------------------------------------------------------
     def denoiser(self, y: torch.Tensor | None, guidance: float):

@@ -12,6 +12,7 @@ RULES = {
     "genlab.data.text": ("genlab.models", "genlab.training"),
     "genlab.registry": ("genlab.training", "genlab.run", "genlab.metrics"),
     "genlab.run": ("genlab.training", "genlab.metrics", "genlab.report"),
+    "genlab.hf.gpt2": ("genlab.training", "genlab.run", "genlab.metrics"),
     "genlab.evaluate": ("genlab.training", "genlab.report"),
     "genlab.metrics.protocol": ("genlab.training", "genlab.report"),
     "genlab.metrics.text_protocol": ("genlab.training", "genlab.report"),

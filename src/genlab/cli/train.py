@@ -70,7 +70,9 @@ def add_parser(sub) -> None:
         "--init-from",
         metavar="RUN",
         help="start from another run's weights (same family; its model.* settings and, for "
-        "text, its tokenizer are kept): pretrain on one corpus, fine-tune on another",
+        "text, its tokenizer are kept): pretrain on one corpus, fine-tune on another. For gpt, "
+        "RUN may also be a local transformers GPT-2 folder (config.json, model.safetensors, "
+        "tokenizer files; nothing is downloaded)",
     )
     t.add_argument(
         "--until",

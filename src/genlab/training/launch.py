@@ -20,6 +20,7 @@ from genlab.data import DataInfo, TensorData, TokenData, data_info, load_corpus,
 from genlab.data.tokenizers import load_tokenizer
 from genlab.errors import ConfigError, DataError, RunError
 from genlab.fsutil import load_tensors
+from genlab.hf.gpt2 import is_transformers_folder, read_gpt2
 from genlab.registry import get
 from genlab.run import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
 from genlab.training.distributed import Distributed
@@ -92,10 +93,12 @@ def train(
     quiet = not (progress and env.main)
     tokenizer = None
     if get(cfg.family).data_kind == "text":
-        saved_tok = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
-        corpus = load_corpus(
-            cfg.data, load_tokenizer(saved_tok) if saved_tok else None, progress=not quiet
-        )
+        if init is not None and init[2] is not None:  # a transformers folder's own
+            given = init[2].tokenizer
+        else:
+            saved = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
+            given = load_tokenizer(saved) if saved else None
+        corpus = load_corpus(cfg.data, given, progress=not quiet)
         tokenizer, info = corpus.tokenizer, DataInfo.text(corpus.tokenizer.vocab_size)
         train_data = _token_data(corpus.train, cfg, "training")
         val_data = _token_data(corpus.val, cfg, "validation")
@@ -126,7 +129,7 @@ def train(
     model = build_model(cfg, info)
     model.tokenizer = tokenizer
     if init is not None:
-        _load_init_weights(model, init[0], init[1])
+        _load_init_weights(model, *init)
     # the trainer restores a resumed run's checkpoint here: a damaged one stops
     # us before anything on disk changes
     trainer = Trainer(
@@ -172,8 +175,28 @@ def _token_data(tokens: torch.Tensor, cfg: RunConfig, split: str) -> TokenData:
 
 
 def _init_config(cfg: RunConfig, src: Path, overrides: list[str]) -> tuple[RunConfig, tuple]:
-    """The new run's config with the architecture (and tokenizer) of run ``src``; model.*
-    overrides still apply (e.g. a new dropout)."""
+    """The new run's config with the architecture (and tokenizer) of run ``src``, or of a
+    transformers GPT-2 folder; model.* overrides still apply (e.g. a new dropout, a shorter
+    context). Returns it and (src, which weights, the ported folder or None)."""
+    if is_transformers_folder(src):
+        if cfg.family != "gpt":
+            raise ConfigError(
+                f"--init-from {src} is a transformers model folder: it starts a gpt run, "
+                f"not {cfg.family}"
+            )
+        ported = read_gpt2(src)
+        model = dataclasses.replace(cfg.model, **ported.model)
+        data = dataclasses.replace(
+            cfg.data, tokenizer="bpe", vocab_size=ported.tokenizer.vocab_size
+        )
+        cfg = dataclasses.replace(cfg, model=model, data=data)
+        cfg = apply_overrides(cfg, [o for o in overrides if o.startswith("model.")])
+        if cfg.model.block_size > ported.model["block_size"]:
+            raise ConfigError(
+                f"--init-from {src} has {ported.model['block_size']} positions: "
+                f"model.block_size={cfg.model.block_size} cannot exceed them"
+            )
+        return cfg, (src, "transformers", ported)
     if not is_run(src):
         raise RunError(f"--init-from {src}: not a genlab run; give the --out folder of one")
     saved, _ = read_config(src)
@@ -191,12 +214,17 @@ def _init_config(cfg: RunConfig, src: Path, overrides: list[str]) -> tuple[RunCo
         )
         cfg = dataclasses.replace(cfg, data=data)
     cfg = apply_overrides(cfg, [o for o in overrides if o.startswith("model.")])
-    return cfg, (src, weights)
+    return cfg, (src, weights, None)
 
 
-def _load_init_weights(model, src: Path, weights: str) -> None:
+def _load_init_weights(model, src: Path, weights: str, ported) -> None:
+    if ported is not None:  # a transformers folder, already mapped; positions cut to fit
+        state = dict(ported.state)
+        state["wpe.weight"] = state["wpe.weight"][: model.config.block_size]
+    else:
+        state = load_tensors(src / WEIGHT_FILES[weights])
     try:
-        model.load_state_dict(load_tensors(src / WEIGHT_FILES[weights]))
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise RunError(
             f"--init-from {src}: its weights do not fit this model "

@@ -198,7 +198,11 @@ def _init_config(cfg: RunConfig, src: Path, overrides: list[str]) -> tuple[RunCo
             )
         return cfg, (src, "transformers", ported)
     if not is_run(src):
-        raise RunError(f"--init-from {src}: not a genlab run; give the --out folder of one")
+        raise RunError(
+            f"--init-from {src}: not a genlab run, nor a transformers model folder (config.json "
+            "with a model_type); give the --out folder of a run, or a GPT-2 folder saved by "
+            "transformers' save_pretrained"
+        )
     saved, _ = read_config(src)
     if saved.family != cfg.family:
         raise ConfigError(

@@ -122,3 +122,62 @@ def test_genlab_reads_the_folder_without_importing_transformers():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_an_exported_run_loads_in_transformers_with_the_same_logits_and_greedy_text(
+    tokenizer, tmp_path
+):
+    import genlab
+
+    run_dir, out = tmp_path / "run", tmp_path / "hf"
+    overrides = ["model.block_size=96", "model.n_embd=32", f"data.tokenizer={tokenizer}"]
+    overrides += ["data.vocab_size=300"] if tokenizer == "bpe" else []
+    genlab.train("gpt", run_dir, preset="tiny", overrides=overrides, progress=False)
+    assert main(["export", str(run_dir), "--format", "transformers", "--out", str(out)]) == 0
+    run = genlab.load(run_dir)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    auto = transformers.AutoTokenizer.from_pretrained(out)
+    prompt = "The king said"
+    ids = run.model.encode_prompt(prompt)
+    assert auto(prompt)["input_ids"] == ids  # the same ids
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        diff = (run.model.logits(x) - theirs(x).logits).abs().max().item()
+    assert diff <= 1e-5
+    ours = run.model.sample_ids(1, prompt=prompt, temperature=0.0, max_new_tokens=64)[0]
+    gen = theirs.generate(x, max_new_tokens=64, do_sample=False)[0, len(ids) :].tolist()
+    eot = run.model.tokenizer.eot_id
+    if eot in gen:  # transformers stops at the end-of-text and pads; genlab stops there
+        gen = gen[: gen.index(eot) + (eot in ours)]
+    assert ours == gen and len(ours) > 0
+    assert auto.decode(gen) == run.model.tokenizer.decode(ours)
+    # genlab's exact GELU, named so (at these small weights tanh's would pass the logits too)
+    assert json.loads((out / "config.json").read_text())["activation_function"] == "gelu"
+    card = (out / "README.md").read_text()
+    assert "validation loss" in card and "grimms" in card
+
+
+def test_export_refuses_what_it_cannot_write(tmp_path, capsys):
+    import genlab
+
+    genlab.train("vae", tmp_path / "vae", preset="tiny", progress=False)
+    line = _cli_error(
+        ["export", str(tmp_path / "vae"), "--format", "transformers", "--out", str(tmp_path / "o")],
+        capsys,
+    )
+    assert "vae run" in line and "gpt" in line
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    line = _cli_error(
+        [
+            "export",
+            str(tmp_path / "vae"),
+            "--format",
+            "transformers",
+            "--out",
+            str(tmp_path / "full"),
+        ],
+        capsys,
+    )
+    assert "not an empty folder" in line and (tmp_path / "full" / "keep.txt").read_text() == "mine"

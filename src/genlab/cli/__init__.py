@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genlab.cli import compare, data, demo, info, sample, serve, train
+from genlab.cli import compare, data, demo, export, info, sample, serve, train
 from genlab.cli import eval as evaluate
 from genlab.errors import GenlabError
 
-COMMANDS = (train, sample, evaluate, info, data, compare, serve, demo)  # in the order of --help
+COMMANDS = (train, sample, evaluate, info, data, compare, export, serve, demo)  # in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

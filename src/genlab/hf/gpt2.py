@@ -148,3 +148,89 @@ def _tokenizer(path: Path, rows: int):
             f"{rows} rows; genlab needs them equal"
         )
     return out
+
+
+# -- out: a genlab GPT run as a transformers GPT-2 folder ---------------------------------
+def write_gpt2(run, out: Path) -> list[str]:
+    """Write ``run`` (a loaded genlab GPT run, ``genlab.load``) into folder ``out`` as
+    transformers writes a GPT-2: config.json, model.safetensors, tokenizer.json and
+    tokenizer_config.json. Returns the file names. Biases the model has not (genlab's
+    default, bias=False) are written as zeros, which computes the same function."""
+    from genlab.fsutil import save_tensors, write_bytes_atomic
+
+    model, cfg = run.model, run.config.model
+    state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+    ours_to_theirs = {ours: (theirs, conv1d) for theirs, (ours, conv1d) in BLOCK.items()}
+    tensors: dict[str, torch.Tensor] = {
+        "transformer.wte.weight": state["wte.weight"],
+        "transformer.wpe.weight": state["wpe.weight"],
+        "transformer.ln_f.weight": state["ln_f.weight"],
+        "transformer.ln_f.bias": state.get("ln_f.bias", torch.zeros(cfg.n_embd)),
+    }
+    for i in range(cfg.n_layer):
+        for ours, (theirs, conv1d) in ours_to_theirs.items():
+            key = f"blocks.{i}.{ours}"
+            if key in state:
+                w = state[key]
+            else:  # a bias genlab's model does not have: the weight's output width, zeros
+                w = torch.zeros(state[f"blocks.{i}.{ours.replace('bias', 'weight')}"].shape[0])
+            tensors[f"transformer.h.{i}.{theirs}"] = w.t().contiguous() if conv1d else w
+    tok = model.tokenizer
+    eot = tok.eot_id
+    config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": tok.vocab_size,
+        "n_positions": cfg.block_size,
+        "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_inner": None,
+        "activation_function": "gelu_new" if cfg.activation == "gelu_tanh" else "gelu",
+        "resid_pdrop": cfg.dropout,
+        "embd_pdrop": cfg.dropout,
+        "attn_pdrop": cfg.dropout,
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "tie_word_embeddings": True,
+        "use_cache": True,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "torch_dtype": "float32",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_tensors(out / "model.safetensors", tensors, metadata={"format": "pt"})
+    write_bytes_atomic(out / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    library = _library_tokenizer(tok)
+    write_bytes_atomic(out / "tokenizer.json", library.to_str(pretty=True).encode())
+    tok_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": cfg.block_size,
+        "clean_up_tokenization_spaces": False,
+    }
+    if eot is not None:
+        tok_config.update(bos_token=EOT_TOKEN, eos_token=EOT_TOKEN)
+    write_bytes_atomic(
+        out / "tokenizer_config.json", (json.dumps(tok_config, indent=2) + "\n").encode()
+    )
+    return ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+
+
+EOT_TOKEN = "<|endoftext|>"
+
+
+def _library_tokenizer(tok):
+    """genlab's tokenizer as a `tokenizers.Tokenizer` with the same ids: BPE runs already
+    wrap one; a character vocabulary becomes a BPE over single characters with no merges
+    (every character its own token) whose decoder joins them back."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models
+
+    if tok.kind == "bpe":
+        return tok._tok
+    vocab = {c: i for i, c in enumerate(tok.chars)}
+    library = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    library.decoder = decoders.Fuse()
+    if tok.eot_id is not None:
+        library.add_special_tokens([AddedToken(EOT_TOKEN, special=True)])
+    return library

@@ -205,15 +205,20 @@ def nanogpt_model(copy: Path, device: torch.device):
     spec = importlib.util.spec_from_file_location("nanogpt_model", copy / "model.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    ckpt = torch.load(copy / "out-shakespeare-char" / "ckpt.pt", map_location=device)
+    # tensors and plain values only: nothing in it may run code on load
+    ckpt = torch.load(
+        copy / "out-shakespeare-char" / "ckpt.pt", map_location=device, weights_only=True
+    )
     with contextlib.redirect_stdout(sys.stderr):  # it prints its size: keep stdout JSON
         model = mod.GPT(mod.GPTConfig(**ckpt["model_args"]))
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     model.load_state_dict(state)
-    with open(copy / "data" / "shakespeare_char" / "meta.pkl", "rb") as f:
-        import pickle  # nanoGPT's own vocabulary file, written by prepare.py above
-
-        stoi = pickle.load(f)["stoi"]
+    # its vocabulary as its prepare.py builds it (every character of input.txt, sorted),
+    # rather than unpickling the meta.pkl that holds it
+    text = (copy / "data" / "shakespeare_char" / "input.txt").read_text(encoding="utf-8")
+    stoi = {c: i for i, c in enumerate(sorted(set(text)))}
+    if len(stoi) != ckpt["model_args"]["vocab_size"]:
+        sys.exit(f"gpt_vs_nanogpt: nanoGPT's vocabulary has {ckpt['model_args']['vocab_size']} ids")
     return model.to(device).eval(), stoi, int(ckpt["iter_num"])
 
 

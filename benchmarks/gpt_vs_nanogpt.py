@@ -206,9 +206,8 @@ def nanogpt_model(copy: Path, device: torch.device):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     # tensors and plain values only: nothing in it may run code on load
-    ckpt = torch.load(
-        copy / "out-shakespeare-char" / "ckpt.pt", map_location=device, weights_only=True
-    )
+    path = copy / "out-shakespeare-char" / "ckpt.pt"
+    ckpt = torch.load(path, map_location=device, weights_only=True)
     with contextlib.redirect_stdout(sys.stderr):  # it prints its size: keep stdout JSON
         model = mod.GPT(mod.GPTConfig(**ckpt["model_args"]))
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}

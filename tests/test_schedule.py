@@ -129,8 +129,11 @@ def test_min_snr_weights_every_target_as_min_snr_times_the_x0_error(prediction):
 
 def test_timesteps_span_the_schedule():
     assert timesteps(1000, 1000) == list(range(999, -1, -1))
-    ts = timesteps(1000, 50)
-    assert len(ts) == 50 and ts[0] == 999 and ts[-1] == 0 and ts == sorted(ts, reverse=True)
+    # trailing: equal strides from T-1, none spent at t=0 (diffusers' "trailing" spacing)
+    assert timesteps(1000, 50) == list(range(999, 0, -20))
+    assert timesteps(1000, 4) == [999, 749, 499, 249]
+    ts = timesteps(1000, 30)  # strides of 33.3, rounded
+    assert len(ts) == 30 and ts[:4] == [999, 966, 932, 899] and ts[-1] == 32
     assert timesteps(1000, 1) == [999]
     by_snr = timesteps(1000, 20, NoiseSchedule("cosine", 1000))
     assert by_snr[0] == 999 and by_snr[-1] == 0 and len(by_snr) == 20

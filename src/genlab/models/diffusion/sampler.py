@@ -29,15 +29,24 @@ SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 
 
 def timesteps(total: int, steps: int, schedule: NoiseSchedule | None = None) -> list[int]:
-    """``steps`` timesteps from total-1 down to 0 (all of them at steps=total): evenly
-    spread in t, or, given the ``schedule``, evenly in log-SNR (what DPM-Solver wants at
-    low resolution: equal steps h in lambda keep its second-order correction stable)."""
+    """``steps`` timesteps from total-1 down (all of them at steps=total), after which
+    every sampler lands on the clean image.
+
+    Without a ``schedule`` they trail evenly from total-1 in strides of total/steps, so the
+    last is total/steps - 1 (1000 timesteps, 50 steps: 999, 979, ..., 19): each step
+    covers an equal share of the schedule and none is spent at t=0, where x_t is already
+    the clean image (Lin et al. 2024's "trailing" spacing; diffusers'
+    ``timestep_spacing="trailing"``, so an exported DDIM takes the same steps whenever
+    ``steps`` divides ``total``). Given the ``schedule``, they spread evenly in log-SNR
+    down to t=0 (what DPM-Solver wants at low resolution: equal steps h in lambda keep
+    its second-order correction stable)."""
     if not 1 <= steps <= total:
         raise ValueError(f"sampling steps must be in [1, {total}], got {steps}")
     if steps == 1:
         return [total - 1]
     if schedule is None:
-        ts = torch.linspace(total - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+        stride = torch.arange(steps, dtype=torch.float64) * (total / steps)
+        ts = ((total - stride).round() - 1).long().tolist()
     else:
         # the first step starts at pure noise (t = total-1); the rest spread evenly in
         # lambda from sigma/alpha = 80 (Karras et al.'s sigma_max) down to t = 0

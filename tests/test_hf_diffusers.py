@@ -3,6 +3,7 @@ UNet2DModel gives the same output as genlab's U-Net, and whose DDIMScheduler, wi
 noise and steps, gives genlab's DDIM images. Needs `diffusers` (genlab[hf])."""
 
 import json
+import re
 import subprocess
 import sys
 import types
@@ -120,6 +121,15 @@ def test_a_conditional_run_exported_gives_diffusers_the_same_output_and_ddim_ima
     card = (out / "README.md").read_text()
     assert "validation loss" in card and "`digits`" in card and "class_labels" in card
     assert "conditional on 10 classes" in card and "100 timesteps" in card
+    # the model card's own sampling code, run as a user would: genlab's default images
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    scope: dict = {}
+    torch.manual_seed(11)
+    exec(code.replace("THIS_FOLDER", str(out)), scope)
+    want = run.model.sample(
+        16, generator=torch.Generator().manual_seed(11), sampler="ddim", sampling_steps=50
+    )
+    assert ((want + 1) / 2 - scope["images"]).abs().max().item() <= 1e-4
 
 
 def test_an_unconditional_run_exported_samples_in_diffusers_ddim_pipeline(tmp_path):

@@ -157,6 +157,14 @@ def _figures(run) -> list[str]:
         figures.append(
             "- `genlab eval`: " + ", ".join(f"{k} {v:.4g}" for k, v in list(shown.items())[:12])
         )
+        floor = rec.get("floor")
+        if isinstance(floor, dict) and "fid" in floor:
+            figures.append(
+                f"  - floor (real training images of the same number, scored the same way): "
+                f"fid {floor['fid']:.4g}"
+                + (f", precision {floor['precision']:.4g}" if "precision" in floor else "")
+                + (f", recall {floor['recall']:.4g}" if "recall" in floor else "")
+            )
         figures.append(f"  - protocol: {_protocol(rec.get('protocol', {}))}")
     return figures or ["- none recorded (the run has no validation or evaluation records)"]
 
@@ -253,8 +261,8 @@ def _diffusion_use(run) -> list[str]:
         'unet = UNet2DModel.from_pretrained("THIS_FOLDER", subfolder="unet").eval()',
         'scheduler = DDIMScheduler.from_pretrained("THIS_FOLDER", subfolder="scheduler")',
         f"labels = torch.arange(16) % {info.num_classes}",
-        f"null = torch.full_like(labels, {info.num_classes})      # the unconditional label",
-        "guidance = 2.0                                  # genlab's default",
+        f"null = torch.full_like(labels, {info.num_classes})   # the unconditional label",
+        "guidance = 2.0                         # genlab's default",
         f"x = torch.randn(16, {c}, {h}, {w})",
         "scheduler.set_timesteps(50)",
         "with torch.no_grad():",
@@ -263,7 +271,7 @@ def _diffusion_use(run) -> list[str]:
         "        cond, uncond = out.chunk(2)",
         "        out = uncond + guidance * (cond - uncond)",
         "        x = scheduler.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample",
-        "images = (x.clamp(-1, 1) + 1) / 2                # in [0, 1]",
+        "images = (x.clamp(-1, 1) + 1) / 2      # in [0, 1]",
         "```",
         "",
         *common,

@@ -24,7 +24,7 @@ from genlab.metrics.audio import through_sound, waves_to_images
 from genlab.metrics.features import get_classifier
 from genlab.metrics.protocol import cached_features
 from genlab.run import load
-from genlab.say import labels_of, say
+from genlab.speech import labels_of, say
 
 
 def pieces(wave: np.ndarray, rate: int, gap: float = 0.1) -> list[np.ndarray]:

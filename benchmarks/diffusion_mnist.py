@@ -45,7 +45,7 @@ from genlab.metrics.protocol import (  # noqa: E402
     get_extractor,
     protocol_key,
 )
-from genlab.sample import save_images  # noqa: E402
+from genlab.outputs.images import save_images  # noqa: E402
 
 TARGET_FID = 3.0
 CURVE = [

@@ -24,7 +24,7 @@ import torch
 
 from genlab.models.ar.generate import generate
 from genlab.models.base import DataInfo
-from genlab.run import RunConfig, build_model
+from genlab.rundir import RunConfig, build_model
 
 
 def _model(args):

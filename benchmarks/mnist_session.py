@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import genlab
-from genlab.run import read_config
+from genlab.rundir import read_config
 from genlab.training.distributed import pick_device
 
 REPO = Path(__file__).resolve().parents[1]

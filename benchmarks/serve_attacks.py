@@ -63,7 +63,7 @@ def main() -> int:
     args = ap.parse_args()
     from conftest import start_studio
 
-    from genlab.run import is_run
+    from genlab.rundir import is_run
 
     t0 = time.monotonic()
     outcomes: list[tuple[str, int, bool, str]] = []  # name, status, refused, detail

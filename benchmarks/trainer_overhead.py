@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from genlab.data import Batcher, DataConfig, TensorData, data_info, load_data
-from genlab.run import RunConfig, build_model, write_config
+from genlab.rundir import RunConfig, build_model, write_config
 from genlab.training.ema import EMA
 from genlab.training.trainer import Trainer, lr_factor
 

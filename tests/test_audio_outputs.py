@@ -21,8 +21,9 @@ import pytest
 from PIL import Image
 
 from genlab.cli import main
-from genlab.sample import flip_frequency, make_grid
-from genlab.say import GAP, PAUSE, join, say_clips, trim
+from genlab.outputs.audio import flip_frequency
+from genlab.outputs.images import make_grid
+from genlab.speech import GAP, PAUSE, join, say_clips, trim
 
 RATE, SAMPLES = 8000, 4096
 

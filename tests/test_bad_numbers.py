@@ -14,9 +14,9 @@ from genlab.cli import main
 from genlab.config import TrainConfig
 from genlab.errors import ConfigError
 from genlab.models.vae import VAE
+from genlab.outputs.images import to_uint8
 from genlab.registry import get, names
-from genlab.run import RunConfig
-from genlab.sample import to_uint8
+from genlab.rundir import RunConfig
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.errors import ConfigError
 from genlab.models.vae import VAEConfig
-from genlab.run import RunConfig
+from genlab.rundir import RunConfig
 from genlab.training.trainer import TrainConfig
 
 

@@ -10,7 +10,7 @@ from genlab.data.tokenizers import build_tokenizer
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo
 from genlab.registry import get, names
-from genlab.run import RunConfig, build_model
+from genlab.rundir import RunConfig, build_model
 
 FAMILIES = names()
 SHAPES = [(1, 8, 8), (3, 16, 16)]  # images; a text family takes a vocabulary instead

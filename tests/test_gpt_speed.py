@@ -11,7 +11,7 @@ import pytest
 
 import genlab
 from genlab.data import DataInfo
-from genlab.run import RunConfig, build_model
+from genlab.rundir import RunConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = ROOT.parent / "shared" / "anchors" / "nanoGPT"

@@ -18,7 +18,7 @@ from genlab.models.ar import gpt as gpt_module
 from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import unet as unet_module
 from genlab.models.vae import VAE
-from genlab.run import RunConfig, build_model
+from genlab.rundir import RunConfig, build_model
 from genlab.training import trainer as trainer_module
 from genlab.training.trainer import resolve_precision
 

@@ -23,7 +23,7 @@ from conftest import start_studio
 from PIL import Image
 
 from genlab.registry import get
-from genlab.run import current_sha256
+from genlab.rundir import current_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _studio as S  # noqa: E402

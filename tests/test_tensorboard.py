@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 import genlab
 from genlab.errors import ConfigError
 from genlab.models.gan import GAN
-from genlab.sample import TEXT_RULE
+from genlab.outputs.text import TEXT_RULE
 
 ON = ["train.device=cpu", "train.tensorboard=true"]
 

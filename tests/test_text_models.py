@@ -19,7 +19,7 @@ from genlab.models.ar.gpt import GPT, GPTConfig
 from genlab.models.ar.rnn import RNN, RNNConfig
 from genlab.models.base import DataInfo
 from genlab.registry import get, names
-from genlab.run import RunConfig
+from genlab.rundir import RunConfig
 
 VOCAB = 40
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ one run format and one CLI.
     genlab.save_images(x, "grid.png")
 """
 
-__version__ = "0.1.0"
+from genlab.version import __version__  # noqa: F401  (genlab.__version__)
 
 
 def load(run_dir, weights: str = "auto", device="cpu"):
@@ -45,7 +45,7 @@ def train(
 
 def save_images(x, out, labels=None, nrow=None):
     """Write samples as a .png grid, an .npz, or a folder/ of PNGs."""
-    from genlab.sample import save_images as _save
+    from genlab.outputs.images import save_images as _save
 
     return _save(x, out, labels=labels, nrow=nrow)
 

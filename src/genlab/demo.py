@@ -25,9 +25,11 @@ import torch
 from genlab.data.text import load_text
 from genlab.evaluate import evaluate
 from genlab.metrics.text import CorpusIndex
+from genlab.outputs.images import save_images
+from genlab.outputs.text import save_texts
 from genlab.report.html import build_report
-from genlab.run import is_run, load
-from genlab.sample import save_images, save_texts
+from genlab.run import load
+from genlab.rundir import is_run
 from genlab.training.launch import train
 
 # (family, training steps in the demo, extra overrides, what it is): shorter than the

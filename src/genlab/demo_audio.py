@@ -21,10 +21,10 @@ import torch
 
 from genlab.data.spectrogram import Spectrogram
 from genlab.evaluate import evaluate
+from genlab.outputs.audio import phase_generator, to_waves, write_wav
 from genlab.report.html import build_report
 from genlab.run import load
-from genlab.sample import phase_generator, to_waves, write_wav
-from genlab.say import say
+from genlab.speech import say
 from genlab.training.launch import train
 
 FAMILY = "gan"  # the family that did best on FSDD within 20 CPU minutes (see README)

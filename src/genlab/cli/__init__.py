@@ -21,7 +21,7 @@ COMMANDS = (train, sample, evaluate, info, data, compare, export, serve, demo)  
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genlab import __version__
+    from genlab.version import __version__
 
     p = argparse.ArgumentParser(
         prog="genlab",

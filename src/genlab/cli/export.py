@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 def cmd_export(args, overrides) -> int:
     import genlab
-    from genlab.run import is_run
+    from genlab.rundir import is_run
 
     run_dir, out = Path(args.run), Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -279,6 +279,6 @@ def _diffusion_use(run) -> list[str]:
 
 
 def genlab_version() -> str:
-    from genlab import __version__
+    from genlab.version import __version__
 
     return __version__

@@ -38,7 +38,7 @@ HEADLINE = (
 def _describe_eval(run_dir: Path, rec: dict) -> str:
     """The latest record's main figures, which weights and step they measured, and whether
     those are still the run's weights."""
-    from genlab.run import current_sha256
+    from genlab.rundir import current_sha256
 
     p = rec.get("protocol", {})
     if "likelihood" in p and "weights" not in p:
@@ -60,7 +60,7 @@ def cmd_info(args, overrides: list[str]) -> int:
     from genlab.config import field_names
     from genlab.fsutil import read_json, read_jsonl
     from genlab.registry import get, names
-    from genlab.run import RunConfig, read_config
+    from genlab.rundir import RunConfig, read_config
 
     if args.family:
         cls = get(args.family)

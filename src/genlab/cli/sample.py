@@ -86,8 +86,9 @@ TEXT_BATCH = 50
 def cmd_sample(args, overrides: list[str]) -> int:
     import torch
 
+    from genlab.outputs.audio import GL_ITERS_MAX
+    from genlab.outputs.images import check_image_output, save_image_batches
     from genlab.run import load
-    from genlab.sample import GL_ITERS_MAX, check_image_output, save_image_batches
 
     check_counts(
         args, n=(1, None), seed=(0, 2**63 - 1), interpolate=(2, 1000), gl_iters=(0, GL_ITERS_MAX)
@@ -132,7 +133,7 @@ def cmd_sample(args, overrides: list[str]) -> int:
 def _interpolations(args, run, n: int, g, controls: dict, check_output):
     """(batches, count, nrow) of ``n`` latent interpolations of --interpolate steps each,
     after ``check_output`` (images' or sound's) has accepted --out for that many."""
-    from genlab.sample import GRID_MAX
+    from genlab.outputs.images import GRID_MAX
 
     if not run.model.has_latent:
         raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")
@@ -157,7 +158,7 @@ def _labels(run, args, controls: dict) -> list[int] | None:
 def _sample_audio(args, run, controls: dict, g) -> int:
     """Sound: spectrogram images turned into WAVs (or arrays, or a spectrogram grid)."""
     from genlab.data.spectrogram import Spectrogram
-    from genlab.sample import GL_ITERS, check_audio_output, save_audio_batches
+    from genlab.outputs.audio import GL_ITERS, check_audio_output, save_audio_batches
 
     if args.out is None:
         raise GenlabError(
@@ -201,8 +202,8 @@ def _check_say_args(args) -> None:
 
 
 def _say(args, run) -> int:
-    from genlab.sample import GL_ITERS, write_wav
-    from genlab.say import GAP, sample_rate, say
+    from genlab.outputs.audio import GL_ITERS, write_wav
+    from genlab.speech import GAP, sample_rate, say
 
     iters = GL_ITERS if args.gl_iters is None else args.gl_iters
     wave = say(run, args.say, seed=args.seed, gl_iters=iters, controls=_controls(args))
@@ -235,7 +236,7 @@ def _image_batches(run, n: int, g, controls: dict, labels: list[int] | None):
 
 def _sample_text(args, run, controls: dict, g) -> int:
     """Text: stream each sample to the terminal, or write them to --out as they come."""
-    from genlab.sample import TEXT_RULE, save_texts
+    from genlab.outputs.text import TEXT_RULE, save_texts
 
     if args.interpolate:
         raise GenlabError(f"the {run.config.family} family has no latent space to interpolate")

@@ -129,6 +129,6 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 def _is_text_run(run_dir) -> bool:
-    from genlab.run import read_config
+    from genlab.rundir import read_config
 
     return read_config(Path(run_dir))[1].kind == "text"

@@ -38,7 +38,7 @@ from genlab.metrics.features import get_classifier
 from genlab.metrics.novelty import novelty
 from genlab.metrics.ssim import ms_ssim_diversity
 from genlab.models.layers import labels_for
-from genlab.sample import to_uint8
+from genlab.outputs.images import to_uint8
 
 # Part of each cached floor's key: bump it when a metric's definition changes.
 FLOOR_VERSION = 1

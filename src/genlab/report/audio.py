@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from genlab.errors import GenlabError
-from genlab.sample import GL_ITERS, flip_frequency, phase_generator, to_uint8, to_waves, wav_bytes
+from genlab.outputs.audio import GL_ITERS, flip_frequency, phase_generator, to_waves, wav_bytes
+from genlab.outputs.images import to_uint8
 
 N_GENERATED = 10
 N_REAL = 5

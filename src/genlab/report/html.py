@@ -23,15 +23,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from genlab import __version__
 from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
+from genlab.outputs.audio import flip_frequency
+from genlab.outputs.images import make_grid, to_uint8
 from genlab.report.audio import CSS as AUDIO_CSS
 from genlab.report.audio import audio_section
 from genlab.report.judgements import human_section
 from genlab.report.plots import line_plot, measured_at, read_curves
 from genlab.report.text import text_section
 from genlab.run import load
-from genlab.sample import flip_frequency, make_grid, to_uint8
+from genlab.version import __version__
 
 COLUMNS = SAMPLE_METRICS  # the leaderboard shows every sample metric, in one order
 CSS = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}

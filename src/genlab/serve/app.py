@@ -25,7 +25,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
-from genlab import __version__
 from genlab.errors import GenlabError
 from genlab.serve import completions, judgements, work
 from genlab.serve.jobs import Job, JobQueue, QueueFull
@@ -42,6 +41,7 @@ from genlab.serve.limits import (
     Strict,
 )
 from genlab.serve.runs import RunIndex, UnknownRun, curves
+from genlab.version import __version__
 
 
 class Vary(Strict):
@@ -238,7 +238,7 @@ def create_app(
                 raise GenlabError("mode say needs a class-conditional run trained on sound")
             if full.get("label") is not None:
                 raise GenlabError("mode say: the text picks the classes; send no label")
-            from genlab.say import labels_of
+            from genlab.speech import labels_of
 
             labels_of(req.text or "", d["classes"], f"run {req.run!r}")
         elif req.mode != "sample" and not d["has_latent"]:
@@ -355,7 +355,7 @@ def create_app(
         match = False
         if known:
             d = await asyncio.to_thread(index.describe, rid)
-            from genlab.run import current_sha256
+            from genlab.rundir import current_sha256
 
             now = await asyncio.to_thread(current_sha256, index.path(rid), d["weights"])
             match = now == meta.get("weights_sha256")

@@ -27,7 +27,8 @@ import torch
 
 from genlab.errors import GenlabError, RunError
 from genlab.fsutil import read_json, read_jsonl
-from genlab.run import WEIGHT_FILES, Run, is_run, load, read_config
+from genlab.run import Run, load
+from genlab.rundir import WEIGHT_FILES, is_run, read_config
 
 MAX_DEPTH = 3  # run folders are found this deep under a served folder
 SKIP = {"state", "eval", "samples", "studio", "__pycache__"}

@@ -10,7 +10,7 @@ a PNG saved from the studio and dropped back regenerates the same pixels.
 
 A run trained on sound makes spectrogram images: its items also carry ``wav`` (a data: URI of
 the 16-bit WAV Griffin-Lim makes of each, as `genlab sample` writes), its pictures are drawn
-low frequencies at the bottom, and it can ``say`` a text (one clip a character, genlab.say).
+low frequencies at the bottom, and it can ``say`` a text (one clip a character, genlab.speech).
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-from genlab import __version__
 from genlab.errors import GenlabError
 from genlab.fsutil import write_bytes_atomic
 from genlab.models.layers import labels_for, slerp
-from genlab.run import Run, read_config
-from genlab.sample import flip_frequency, phase_generator, to_uint8, to_waves
+from genlab.outputs.audio import flip_frequency, phase_generator, to_waves
+from genlab.outputs.images import to_uint8
+from genlab.run import Run
+from genlab.rundir import read_config
 from genlab.serve.jobs import Job
 from genlab.serve.runs import Reference
+from genlab.version import __version__
 
 PREVIEW_EVERY = 0.15  # seconds between diffusion previews: a fast sampler does not flood
 TOP_ALTERNATIVES = 5
@@ -322,7 +324,7 @@ def is_audio_run(path: Path) -> bool:
 
 
 def wav_data_uri(wave: np.ndarray, rate: int) -> str:
-    from genlab.sample import wav_bytes
+    from genlab.outputs.audio import wav_bytes
 
     return "data:audio/wav;base64," + base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
 
@@ -341,8 +343,8 @@ def spectrogram_picture(spec, wave: np.ndarray) -> np.ndarray:
 
 def say(job: Job, run: Run, run_id: str, ref: Reference, req: dict) -> dict:
     """``text`` spoken by a class-conditional audio run: one clip a character, trimmed and
-    joined (genlab.say); one item with the WAV and its spectrogram."""
-    from genlab.say import join, say_clips
+    joined (genlab.speech); one item with the WAV and its spectrogram."""
+    from genlab.speech import join, say_clips
 
     spec = spectrogram_of(run)
     if spec is None:

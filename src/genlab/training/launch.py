@@ -22,7 +22,7 @@ from genlab.errors import ConfigError, DataError, RunError
 from genlab.fsutil import load_tensors
 from genlab.hf.gpt2 import is_transformers_folder, read_gpt2
 from genlab.registry import get
-from genlab.run import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
+from genlab.rundir import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
 from genlab.training.distributed import Distributed
 from genlab.training.trainer import Trainer
 

@@ -75,7 +75,7 @@ class Curves:
         """(N, C, H, W) samples in [-1, 1], tiled exactly as samples/step-*.png."""
         if self.writer is None:
             return
-        from genlab.sample import make_grid, to_uint8
+        from genlab.outputs.images import make_grid, to_uint8
 
         self.writer.add_image("samples", make_grid(to_uint8(x)), step, dataformats="HWC")
 

@@ -489,7 +489,8 @@ class Trainer:
         return self.model.state_dict()
 
     def _write_samples(self) -> None:
-        from genlab.sample import save_images, save_texts
+        from genlab.outputs.images import save_images
+        from genlab.outputs.text import save_texts
 
         self.model.eval()
         g = torch.Generator(device=self.device).manual_seed(self.tc.seed)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from genlab.errors import GenlabError
-from genlab.sample import GL_ITERS, phase_generator, to_waves
+from genlab.outputs.audio import GL_ITERS, phase_generator, to_waves
 
 GAP = 0.15  # seconds of silence between two clips
 PAUSE = 3  # a space is this many gaps of silence

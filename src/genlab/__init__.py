@@ -5,53 +5,40 @@ one run format and one CLI.
     run = genlab.load("runs/demo")
     x = run.sample(16, seed=0, temperature=0.8)   # (16, C, H, W) in [-1, 1]
     genlab.save_images(x, "grid.png")
+    genlab.train("vae", "runs/vae", overrides=["train.steps=500"])
+
+The public functions are the ones the CLI calls, imported when first used (so that
+``import genlab`` stays cheap):
+
+    load(run_dir, weights="auto", device="cpu")   genlab.run.load: a trained run for sampling
+    train(family, out, preset=..., ...)            genlab.training.launch.train: `genlab train`
+    save_images(x, out, labels=None, nrow=None)    genlab.outputs.images: a .png grid, .npz or folder/
+    families()                                     genlab.registry.names: the registered families
 """
 
-from genlab.version import __version__  # noqa: F401  (genlab.__version__)
+from importlib import import_module
+from typing import Any
+
+from genlab.version import __version__
+
+# public name -> (module, name there)
+_PUBLIC = {
+    "load": ("genlab.run", "load"),
+    "train": ("genlab.training.launch", "train"),
+    "save_images": ("genlab.outputs.images", "save_images"),
+    "families": ("genlab.registry", "names"),
+}
+__all__ = ["__version__", *_PUBLIC]
 
 
-def load(run_dir, weights: str = "auto", device="cpu"):
-    """Load a trained run for sampling (see genlab.run.load)."""
-    from genlab.run import load as _load
-
-    return _load(run_dir, weights=weights, device=device)
-
-
-def train(
-    family,
-    out,
-    *,
-    preset="default",
-    overrides=(),
-    resume=False,
-    progress=True,
-    until=None,
-    init_from=None,
-):
-    """Train (or resume) a run; same as `genlab train` (see genlab.training.launch.train)."""
-    from genlab.training.launch import train as _train
-
-    return _train(
-        family,
-        out,
-        preset=preset,
-        overrides=overrides,
-        resume=resume,
-        progress=progress,
-        until=until,
-        init_from=init_from,
-    )
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'genlab' has no attribute {name!r}")
+    module, attr = _PUBLIC[name]
+    value = getattr(import_module(module), attr)
+    globals()[name] = value  # found directly next time
+    return value
 
 
-def save_images(x, out, labels=None, nrow=None):
-    """Write samples as a .png grid, an .npz, or a folder/ of PNGs."""
-    from genlab.outputs.images import save_images as _save
-
-    return _save(x, out, labels=labels, nrow=nrow)
-
-
-def families():
-    """Names of the registered model families."""
-    from genlab.registry import names
-
-    return names()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

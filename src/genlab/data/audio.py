@@ -46,7 +46,7 @@ _FSDD_INDEX = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 
 def is_audio(spec: str) -> bool:
     """Whether ``spec`` names a sound data set: "fsdd" or a folder holding .wav files."""
-    from genlab.data.fetch import NAMED_SETS
+    from genlab.data.catalogue import NAMED_SETS
 
     if spec in NAMED_SETS:
         return NAMED_SETS[spec].kind == "audio"
@@ -156,7 +156,8 @@ def _class_order(names: set[str]) -> list[str]:
 @functools.lru_cache(maxsize=4)
 def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool, progress: bool):
     """Both splits of ``spec`` as clips and labels, and the transform fitted on train."""
-    from genlab.data.fetch import NAMED_SETS, fetch
+    from genlab.data.catalogue import NAMED_SETS
+    from genlab.data.fetch import fetch
 
     if spec in NAMED_SETS:
         root = fetch(spec, progress=progress) / "recordings"

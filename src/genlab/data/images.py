@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from genlab.data.fetch import NAMED_SETS, fetch
+from genlab.data.catalogue import NAMED_SETS
+from genlab.data.fetch import fetch
 from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
 from genlab.errors import DataError
 

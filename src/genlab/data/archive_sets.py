@@ -22,26 +22,12 @@ import stat
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
-
-from genlab.data.fetch import (
-    _CHUNK,
-    DOWNLOAD_ERRORS,
-    NamedSet,
-    RemoteArchive,
-    _mirror,
-    _one_line,
-    _open_source,
-    _warn,
-    cache_dir,
-    download_error,
-)
+from genlab.data import download
+from genlab.data.catalogue import NamedSet, RemoteArchive
 from genlab.errors import DataError
 from genlab.fsutil import fsync_dir
 
@@ -55,7 +41,7 @@ def _manifest(name: str, a: RemoteArchive) -> dict[str, str]:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(
-            f"{name}: the manifest {path} cannot be read ({_one_line(e)}); {reinstall}"
+            f"{name}: the manifest {path} cannot be read ({download.one_line(e)}); {reinstall}"
         ) from None
     entries: dict[str, str] = {}
     for line in text.splitlines():
@@ -93,20 +79,22 @@ def archive_complete(s: NamedSet, home: Path) -> bool:
     return total == s.archive.total_bytes
 
 
-def fetch_archive_set(s: NamedSet, progress: bool) -> Path:
-    """`fetch` for a set that arrives as an archive: see the module docstring."""
+def fetch_archive_set(s: NamedSet, home: Path, progress: bool) -> Path:
+    """`fetch` for a set that arrives as an archive, into `home` (CACHE/<its folder>), which
+    it returns: see the module docstring."""
     a = s.archive
     manifest = _manifest(s.name, a)
-    home = cache_dir() / a.folder
     if archive_complete(s, home):
         return home
     top = next(iter(manifest)).split("/")[0]  # "recordings"
     if (home / top).exists():
-        _warn(f"{home / top} is incomplete (files missing or of the wrong size); re-fetching it")
+        download.warn(
+            f"{home / top} is incomplete (files missing or of the wrong size); re-fetching it"
+        )
 
     tried: list[str] = []
     sources: list[tuple[str, str]] = []
-    mirror = _mirror()
+    mirror = download.mirror_setting()
     if mirror and mirror[0] == "folder":
         folder = Path(mirror[1])
         if not folder.is_dir():
@@ -116,17 +104,14 @@ def fetch_archive_set(s: NamedSet, progress: bool) -> Path:
         else:
             sources.append(("mirror folder", str(folder / a.path)))
     if mirror and mirror[0] == "url":
-        sources.append((f"mirror {mirror[1]}", mirror[1] + urllib.parse.quote(a.path)))
-    sources += [(urllib.parse.urlsplit(u).netloc or u, u) for u in a.urls]
+        sources.append(download.mirror_url_source(mirror[1], a.path))
+    sources += [download.official_source(u) for u in a.urls]
 
     created = not home.exists()
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(
-            f"cannot write to the cache {home} ({e.strerror or e}); "
-            "set GENLAB_CACHE to a writable folder"
-        ) from None
+        raise download.unwritable_cache(home, e.strerror or e) from None
     try:
         for label, where in sources:
             error = _install_archive(s, manifest, where, label, home, progress)
@@ -168,10 +153,7 @@ def _install_archive(
         os.close(fd)
         staging = Path(tempfile.mkdtemp(dir=home, prefix=f".{top}.", suffix=".part"))
     except OSError as e:
-        raise DataError(
-            f"cannot write to the cache {home} ({e.strerror or e}); "
-            "set GENLAB_CACHE to a writable folder"
-        ) from None
+        raise download.unwritable_cache(home, e.strerror or e) from None
     archive = Path(archive_name)
     try:
         error = _download_unpinned(a, where, archive, label, progress)
@@ -195,10 +177,7 @@ def _install_archive(
         fsync_dir(home)
         return None
     except OSError as e:
-        raise DataError(
-            f"cannot write to the cache {home} ({_one_line(e)}); "
-            "set GENLAB_CACHE to a writable folder"
-        ) from None
+        raise download.unwritable_cache(home, download.one_line(e)) from None
     finally:
         archive.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -229,24 +208,15 @@ def _download_unpinned(
         print(f"genlab: fetching {a.path} from {where}", file=sys.stderr, flush=True)
     size = 0
     try:
-        with open(out_path, "wb") as out, _open_source(where, None) as src:
+        with open(out_path, "wb") as out, download.open_source(where, None) as src:
             headers = getattr(src, "headers", None)  # an HTTP response; else a local file
             if headers is not None:
                 length = headers.get("Content-Length", "")
                 total = int(length) if length.isdigit() else a.size
             else:
                 total = os.fstat(src.fileno()).st_size
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"{Path(a.path).name} ({label})",
-                file=sys.stderr,
-                disable=not progress,
-                leave=False,
-            ) as bar:
-                while chunk := src.read(_CHUNK):
+            with download.progress_bar(total, Path(a.path).name, label, progress) as bar:
+                while chunk := src.read(download.CHUNK):
                     size += len(chunk)
                     if size > a.max_size:
                         return f"sent more than {a.max_size:,} bytes: not this archive"
@@ -255,11 +225,11 @@ def _download_unpinned(
             out.flush()
             os.fsync(out.fileno())
         return None
-    except DOWNLOAD_ERRORS as e:
-        return download_error(e)
+    except download.DOWNLOAD_ERRORS as e:
+        return download.download_error(e)
 
 
-def _unsafe(name: str) -> bool:
+def _escapes_folder(name: str) -> bool:
     """A member path that could land outside the folder it is taken out into."""
     p = PurePosixPath(name.replace("\\", "/"))
     drive = len(name) > 1 and name[0].isalpha() and name[1] == ":"  # C:... on Windows
@@ -281,7 +251,7 @@ def _extract_checked(
     try:
         with tarfile.open(archive, "r:*") as tar:
             for m in tar:
-                if _unsafe(m.name):
+                if _escapes_folder(m.name):
                     return (
                         f"member {m.name!r} of the archive at {where} has an unsafe path "
                         "(absolute or with ..): refused"
@@ -297,7 +267,7 @@ def _extract_checked(
                 h = hashlib.sha256()
                 dest = staging / member.split("/", 1)[1]
                 with src, open(dest, "wb") as out:  # fsynced once all are checked
-                    while chunk := src.read(_CHUNK):
+                    while chunk := src.read(download.CHUNK):
                         h.update(chunk)
                         out.write(chunk)
                 if h.hexdigest() != manifest[member] or member in bad:
@@ -307,7 +277,7 @@ def _extract_checked(
                 else:
                     good.add(member)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        return f"not a readable tar archive at {where} ({_one_line(e)})"
+        return f"not a readable tar archive at {where} ({download.one_line(e)})"
     if bad:
         more = f" (and {len(bad) - 1:,} more)" if len(bad) > 1 else ""
         return (

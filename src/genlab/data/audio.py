@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.data.images import ImageSet, _holdout_indices
+from genlab.data.images import ImageSet, holdout_indices, nothing_found
 from genlab.data.spectrogram import Spectrogram
 from genlab.errors import DataError
 
@@ -46,7 +46,7 @@ _FSDD_INDEX = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 
 def is_audio(spec: str) -> bool:
     """Whether ``spec`` names a sound data set: "fsdd" or a folder holding .wav files."""
-    from genlab.data.fetch import NAMED_SETS
+    from genlab.data.catalogue import NAMED_SETS
 
     if spec in NAMED_SETS:
         return NAMED_SETS[spec].kind == "audio"
@@ -153,10 +153,44 @@ def _class_order(names: set[str]) -> list[str]:
     return sorted(names)
 
 
+def _split_files(spec: str, root: Path, source: str) -> dict[str, list[tuple[Path, str | None]]]:
+    """{"train": [(file, class or None)], "test": [...]}: the folder's train/ and test/ when it
+    has both, FSDD's own split, or else 10% held out; DataError when a split is empty."""
+    splits = {s: root / s for s in ("train", "test")}
+    if all(p.is_dir() for p in splits.values()):
+        listed = {s: _files(p) for s, p in splits.items()}
+    else:
+        files = _files(root)
+        if not files:
+            raise nothing_found(
+                root,
+                ".wav files",
+                put=".wav files there (class subfolders give labels)",
+                point_at="a folder of PCM WAV files",
+            )
+        if spec == "fsdd":
+            test = [
+                _FSDD_INDEX.match(p.name) and int(_FSDD_INDEX.match(p.name).group(3)) < 5
+                for p, _ in files
+            ]
+            listed = {
+                "train": [f for f, t in zip(files, test) if not t],
+                "test": [f for f, t in zip(files, test) if t],
+            }
+        else:
+            tr, te = holdout_indices(len(files), source)
+            listed = {"train": [files[i] for i in tr], "test": [files[i] for i in te]}
+    for s, fs in listed.items():
+        if not fs:
+            raise DataError(f"{source}: no .wav files in the {s} split")
+    return listed
+
+
 @functools.lru_cache(maxsize=4)
 def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool, progress: bool):
     """Both splits of ``spec`` as clips and labels, and the transform fitted on train."""
-    from genlab.data.fetch import NAMED_SETS, fetch
+    from genlab.data.catalogue import NAMED_SETS
+    from genlab.data.fetch import fetch
 
     if spec in NAMED_SETS:
         root = fetch(spec, progress=progress) / "recordings"
@@ -168,26 +202,7 @@ def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool,
             raise DataError(f"{spec}: no such folder; give a folder of .wav files or fsdd")
         if not root.is_dir():
             raise DataError(f"{spec}: a single file; give the folder that holds the .wav files")
-    splits = {s: root / s for s in ("train", "test")}
-    if all(p.is_dir() for p in splits.values()):
-        listed = {s: _files(p) for s, p in splits.items()}
-    else:
-        files = _files(root)
-        if not files:
-            _no_audio(root)
-        if spec == "fsdd":
-            test = [_FSDD_INDEX.match(p.name) and int(_FSDD_INDEX.match(p.name).group(3)) < 5
-                    for p, _ in files]
-            listed = {
-                "train": [f for f, t in zip(files, test) if not t],
-                "test": [f for f, t in zip(files, test) if t],
-            }
-        else:
-            tr, te = _holdout_indices(len(files), source)
-            listed = {"train": [files[i] for i in tr], "test": [files[i] for i in te]}
-    for s, fs in listed.items():
-        if not fs:
-            raise DataError(f"{source}: no .wav files in the {s} split")
+    listed = _split_files(spec, root, source)
     names = {c for fs in listed.values() for _, c in fs}
     labelled = None not in names
     if not labelled and names != {None}:
@@ -220,8 +235,14 @@ def _load_all(spec: str, sample_rate: int, seconds: float, allow_resample: bool,
         out[s] = (torch.from_numpy(np.stack(clips)), torch.tensor(labels, dtype=torch.int64))
     transform = Spectrogram(sample_rate=sample_rate, samples=samples).fit(out["train"][0])
     total = sum(len(fs) for fs in listed.values())
-    notes = [f"{counts['cropped']:,} of {total:,} clips longer than {seconds} s kept their loudest "
-             f"{seconds} s"] if counts["cropped"] else []
+    notes = (
+        [
+            f"{counts['cropped']:,} of {total:,} clips longer than {seconds} s kept their loudest "
+            f"{seconds} s"
+        ]
+        if counts["cropped"]
+        else []
+    )
     if counts["resampled"]:
         notes.append(f"{counts['resampled']:,} resampled to {sample_rate:,} Hz (polyphase, Kaiser)")
     if counts["mixed"]:
@@ -257,16 +278,6 @@ def load_audio(
         source=source,
         audio=transform.to_dict(),
         wave=wave,
-    )
-
-
-def _no_audio(folder: Path) -> None:
-    entries = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    if not entries:
-        raise DataError(f"{folder}: empty folder; put .wav files there (class subfolders give labels)")
-    raise DataError(
-        f"{folder}: no .wav files found ({len(entries)} other files, e.g. {entries[0]}); point "
-        "--data at a folder of PCM WAV files"
     )
 
 

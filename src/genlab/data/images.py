@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from genlab.data.fetch import NAMED_SETS, fetch
+from genlab.data.catalogue import NAMED_SETS
+from genlab.data.fetch import fetch
 from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
 from genlab.errors import DataError
 
@@ -277,7 +278,7 @@ def _split_indices(n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
     return perm[: n - n_test], perm[n - n_test :]
 
 
-def _holdout_indices(n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def holdout_indices(n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """10% held out as test (at least 1 image), for a path with no test split of its own."""
     if n < 2:
         raise DataError(f"{what}: {n} image(s); need at least 2 to hold one out as the test split")
@@ -287,7 +288,7 @@ def _holdout_indices(n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
 def _held_out(
     x: np.ndarray, y: np.ndarray | None, split: str, source: str
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    train, test = _holdout_indices(len(x), source)
+    train, test = holdout_indices(len(x), source)
     idx = train if split == "train" else test
     note = "train: 90%" if split == "train" else "test: 10% held out"
     return x[idx], None if y is None else y[idx], f"{source} ({note}, seed 0)"
@@ -346,7 +347,12 @@ def _image_folder(
         train_items, test_items = _labelled_files(folder), None
     every = train_items + (test_items or [])
     if not every:
-        _no_images(folder)
+        raise nothing_found(
+            folder,
+            "images",
+            put="PNG/JPEG images (or IDX files, or an .npz) there",
+            point_at="a folder of PNG/JPEG/BMP/WebP files (class subfolders give labels)",
+        )
     names = {c for _, c in every}
     if None in names and len(names) > 1:
         raise DataError(
@@ -375,7 +381,7 @@ def _image_folder(
         )
 
     if test_items is None:
-        train, test = _holdout_indices(len(every), str(folder))
+        train, test = holdout_indices(len(every), str(folder))
         items = [every[i] for i in (train if split == "train" else test)]
         source = f"{folder} ({'train: 90%' if split == 'train' else 'test: 10% held out'}, seed 0)"
     elif split == "train":
@@ -416,15 +422,15 @@ def _labelled_files(root: Path) -> list[tuple[Path, str | None]]:
     return nested or [(p, None) for p in top]
 
 
-def _no_images(folder: Path) -> None:
+def nothing_found(folder: Path, what: str, put: str, point_at: str) -> DataError:
+    """The one-line error for a folder that holds no `what`: empty ("put PUT"), or only other
+    files (how many, one of them, and "point --data at POINT_AT"). Audio folders use it too."""
     entries = sorted(p.name for p in folder.rglob("*") if p.is_file())
     if not entries:
-        raise DataError(
-            f"{folder}: empty folder; put PNG/JPEG images (or IDX files, or an .npz) there"
-        )
-    raise DataError(
-        f"{folder}: no images found ({len(entries)} other files, e.g. {entries[0]}); point --data at "
-        "a folder of PNG/JPEG/BMP/WebP files (class subfolders give labels)"
+        return DataError(f"{folder}: empty folder; put {put}")
+    return DataError(
+        f"{folder}: no {what} found ({len(entries)} other files, e.g. {entries[0]}); point "
+        f"--data at {point_at}"
     )
 
 

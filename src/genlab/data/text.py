@@ -34,7 +34,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from genlab.data.fetch import NAMED_SETS, cache_dir, fetch, read_embedded
+from genlab.data.catalogue import NAMED_SETS
+from genlab.data.fetch import cache_dir, fetch, read_embedded
 from genlab.errors import DataError
 
 EOT = "<|endoftext|>"

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from genlab.data.fetch import INCEPTION_PATH, NAMED_SETS, fetch
+from genlab.data.catalogue import INCEPTION_PATH, NAMED_SETS
+from genlab.data.fetch import fetch
 from genlab.errors import GenlabError
 from genlab.fsutil import sha256_file
 

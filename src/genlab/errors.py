@@ -22,3 +22,13 @@ class ConfigError(GenlabError):
 
 class RunError(GenlabError):
     """A run directory that is missing, foreign, already taken or damaged."""
+
+
+def reason_of(e: BaseException, limit: int | None = 160) -> str:
+    """What a library's exception says, on one line of at most ``limit`` characters (all of
+    it when None): the part worth quoting inside genlab's own one-line message.
+
+        raise DataError(f"{path}: not a readable image ({reason_of(e)}); ...") from None
+    """
+    text = " ".join(str(e).split())
+    return (text[:limit] if limit else text) or type(e).__name__

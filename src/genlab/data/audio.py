@@ -37,7 +37,7 @@ import torch
 
 from genlab.data.images import ImageSet, holdout_indices, nothing_found
 from genlab.data.spectrogram import Spectrogram
-from genlab.errors import DataError
+from genlab.errors import DataError, reason_of
 
 AUDIO_EXTENSIONS = (".wav",)
 _PREFIX = re.compile(r"^([^_]+)_")
@@ -73,11 +73,11 @@ def read_wav(path: Path) -> tuple[np.ndarray, int, int]:
             raw = w.readframes(frames)
     except (wavelib.Error, EOFError) as e:
         raise DataError(
-            f"{path}: not a PCM WAV file ({_why(e)}); convert it, e.g. "
+            f"{path}: not a PCM WAV file ({reason_of(e)}); convert it, e.g. "
             "ffmpeg -i in.wav -c:a pcm_s16le out.wav"
         ) from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({_why(e)})") from None
+        raise DataError(f"{path}: cannot read ({reason_of(e)})") from None
     if width not in (1, 2, 3, 4):
         raise DataError(
             f"{path}: {8 * width}-bit samples are not supported; use 8, 16, 24 or 32-bit PCM"
@@ -280,6 +280,3 @@ def load_audio(
         wave=wave,
     )
 
-
-def _why(e: BaseException) -> str:
-    return " ".join(str(e).split())[:160] or type(e).__name__

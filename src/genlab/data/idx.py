@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.errors import DataError
+from genlab.errors import DataError, reason_of
 
 _UBYTE = 0x08
 _IDX_NAME = re.compile(r"(idx\d|ubyte)", re.IGNORECASE)
@@ -35,7 +35,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error, ValueError) as e:
         raise DataError(
-            f"{path}: cannot read ({_why(e)}); the file is truncated or corrupt, download it again"
+            f"{path}: cannot read ({reason_of(e, limit=None)}); the file is truncated or corrupt, download it again"
         ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _UBYTE or data[3] != ndim:
         raise DataError(
@@ -108,7 +108,3 @@ def find_idx(folder: Path) -> dict[str, dict[str, Path]]:
                 )
             result.setdefault(split, {})[kind] = next(iter(plain.values()))
     return result
-
-
-def _why(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from genlab.data.catalogue import NAMED_SETS
 from genlab.data.fetch import fetch
 from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
-from genlab.errors import DataError
+from genlab.errors import DataError, reason_of
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -187,7 +187,7 @@ def _npz(path: Path, split: str) -> Loaded:
             arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test", "classes") if k in z.files}
     except (*_DECODE_ERRORS, zipfile.BadZipFile) as e:
         raise DataError(
-            f"{path}: cannot read this .npz ({_why(e)}); save it with np.savez"
+            f"{path}: cannot read this .npz ({reason_of(e)}); save it with np.savez"
         ) from None
     x, y = _check_xy(path, arrays["x"], arrays.get("y"), "x", "y")
     xt, yt = arrays.get("x_test"), arrays.get("y_test")
@@ -441,7 +441,7 @@ def _peek(path: Path) -> tuple[str, tuple[int, int]]:
             return im.mode, im.size
     except _DECODE_ERRORS as e:
         raise DataError(
-            f"{path}: not a readable image ({_why(e)}); remove or replace this file"
+            f"{path}: not a readable image ({reason_of(e)}); remove or replace this file"
         ) from None
 
 
@@ -467,7 +467,7 @@ def _decode(path: Path, mode: str, size: int | None, crop: bool) -> np.ndarray:
             return np.asarray(im)
     except _DECODE_ERRORS as e:
         raise DataError(
-            f"{path}: cannot decode this image ({_why(e)}); remove or replace this file"
+            f"{path}: cannot decode this image ({reason_of(e)}); remove or replace this file"
         ) from None
 
 
@@ -479,6 +479,3 @@ def _not_images(spec: str, path: Path) -> str:
         return f"{spec}: a single file; give the folder that holds it (and its siblings)"
     return f"{spec}: not an image data set ({path.suffix or 'a file'} file); {hint}"
 
-
-def _why(e: BaseException) -> str:
-    return " ".join(str(e).split())[:160] or type(e).__name__

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from genlab.data.text import EOT
-from genlab.errors import ConfigError, DataError, RunError
+from genlab.errors import ConfigError, DataError, RunError, reason_of
 from genlab.fsutil import fsync_dir
 
 KINDS = ("char", "bpe")
@@ -236,7 +236,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
             "give a run directory that has its tokenizer file"
         ) from None
     except (ValueError, KeyError, TypeError) as e:  # not UTF-8, not JSON, not ours
-        raise RunError(f"{path}: not a genlab tokenizer file ({_why(e)}); {_RESTORE}") from None
+        raise RunError(f"{path}: not a genlab tokenizer file ({reason_of(e)}); {_RESTORE}") from None
     try:
         if kind == "char":
             return CharTokenizer(state["chars"], with_eot=bool(state["eot"]))
@@ -247,7 +247,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
     except DataError:
         raise
     except Exception as e:  # the tokenizers library raises plain Exception on a bad file
-        raise RunError(f"{path}: damaged {kind} tokenizer ({_why(e)}); {_RESTORE}") from None
+        raise RunError(f"{path}: damaged {kind} tokenizer ({reason_of(e)}); {_RESTORE}") from None
     raise RunError(
         f"{path}: unknown tokenizer kind {kind!r}; this genlab reads {' and '.join(KINDS)}"
     )
@@ -312,9 +312,6 @@ def _plain(text: str, i: int) -> bool:
     """A printable ASCII character other than the space at text[i]."""
     return 0 <= i < len(text) and text[i].isascii() and text[i].isprintable() and text[i] != " "
 
-
-def _why(e: BaseException) -> str:
-    return " ".join(str(e).split())[:160] or type(e).__name__
 
 
 __all__ = [

@@ -29,7 +29,8 @@ import torch
 from genlab.data import Batcher, DataConfig, TensorData, data_info, load_data
 from genlab.rundir import RunConfig, build_model, write_config
 from genlab.training.ema import EMA
-from genlab.training.trainer import Trainer, lr_factor
+from genlab.training.schedule import lr_factor
+from genlab.training.trainer import Trainer
 
 FAMILY, PRESET = "vae", "default"
 

@@ -12,7 +12,7 @@ from genlab.errors import RunError
 from genlab.models.base import DataInfo
 from genlab.models.gan import GAN, GANConfig, diff_augment, truncated_normal
 from genlab.training.checkpoint import CheckpointDir
-from genlab.training.trainer import Stepper
+from genlab.training.stepper import Stepper
 
 INFO = DataInfo.images((1, 8, 8), [str(i) for i in range(10)])
 

@@ -19,8 +19,8 @@ from genlab.models.base import GenerativeModel
 from genlab.models.diffusion import unet as unet_module
 from genlab.models.vae import VAE
 from genlab.rundir import RunConfig, build_model
-from genlab.training import trainer as trainer_module
-from genlab.training.trainer import resolve_precision
+from genlab.training import precision as precision_module
+from genlab.training.precision import resolve_precision
 
 BUILTIN = ("diffusion", "gan", "gpt", "rnn", "vae")
 # what benchmarks/cpu_bf16.py measured faster in bf16 (speed ratio >= 1.1) at equal quality
@@ -33,7 +33,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def bf16_units(monkeypatch):
     """Set whether the trainer sees a CPU with bf16 matrix units: ``bf16_units(True)``."""
     return lambda present: monkeypatch.setattr(
-        trainer_module, "cpu_has_bf16_units", lambda: present
+        precision_module, "cpu_has_bf16_units", lambda: present
     )
 
 

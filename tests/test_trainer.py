@@ -14,7 +14,8 @@ from genlab import registry
 from genlab.errors import RunError
 from genlab.models.base import GenerativeModel
 from genlab.training.checkpoint import CheckpointDir
-from genlab.training.trainer import TrainConfig, lr_factor
+from genlab.training.schedule import lr_factor
+from genlab.training.trainer import TrainConfig
 
 
 @dataclass

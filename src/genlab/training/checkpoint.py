@@ -9,6 +9,11 @@ previous checkpoint current. Tensors go to safetensors, everything else to JSON.
     ckpt = CheckpointDir(run_dir)
     ckpt.write(120, {"model": model.state_dict()}, {"step": 120})
     tensors, meta = ckpt.read(ckpt.latest())
+
+A trainer's checkpoint holds its model, EMA, optimizers and each rank's RNG state:
+
+    save_state(ckpt, step, model, ema, optimizers, rng, {"step": step, ...})
+    rng, meta = load_state(ckpt, ckpt.latest(), model, ema, optimizers)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from genlab.errors import RunError
 from genlab.fsutil import (  # noqa: F401  (load_tensors, save_tensors: re-exported)
     fsync_dir,
     load_tensors,
@@ -98,3 +104,52 @@ class CheckpointDir:
             shutil.rmtree(old, ignore_errors=True)
         for tmp in self.root.glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- a trainer's state <-> one checkpoint -------------------------------------
+def check_finite(model: torch.nn.Module, step: int, ckpt: CheckpointDir) -> None:
+    """Weights that are no longer finite never replace a good checkpoint."""
+    params = [p.detach() for p in model.parameters()]
+    if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+        raise RunError(
+            f"the weights hold NaN or inf at step {step}; nothing was saved. The last "
+            f"good checkpoint is {ckpt.latest()}: resume from it with a lower train.lr"
+        )
+
+
+def save_state(
+    ckpt: CheckpointDir, step: int, model, ema, optimizers: dict, rng: list, counters: dict
+) -> Path:
+    """One checkpoint of a trainer: the model, every rank's RNG state (``rng``, by rank),
+    the EMA (or None) and each optimizer as tensors; ``counters`` (step, data position,
+    clocks...) and the optimizers' other state as trainer.json."""
+    groups = {"model": model.state_dict(), "rng": {f"rank{r}": s for r, s in enumerate(rng)}}
+    meta = {**counters, "optimizers": {}}
+    if ema is not None:
+        groups["ema"] = ema.state_dict()
+    for name, opt in optimizers.items():
+        tensors, opt_meta = flatten_optimizer(opt.state_dict())
+        groups[f"optim_{name}"] = tensors
+        meta["optimizers"][name] = opt_meta
+    return ckpt.write(step, groups, meta)
+
+
+def load_state(
+    ckpt: CheckpointDir, folder: Path, model, ema, optimizers: dict
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load checkpoint ``folder``'s model, EMA and optimizer states in place; returns its RNG
+    states (by rank) and trainer.json. A checkpoint of another model is a RunError."""
+    groups, meta = ckpt.read(folder)
+    try:
+        model.load_state_dict(groups["model"])
+        if ema is not None:
+            ema.load_state_dict(groups["ema"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(
+                unflatten_optimizer(groups[f"optim_{name}"], meta["optimizers"][name])
+            )
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise RunError(
+            f"checkpoint {folder} does not fit this model/config ({str(e).splitlines()[0][:100]})"
+        ) from None
+    return groups["rng"], meta

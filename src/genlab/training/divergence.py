@@ -2,6 +2,7 @@
 
     watch = Divergence()
     why = watch.check({"loss": 3.5e31, "grad_norm": float("inf"), ...})   # a reason, or None
+    if why: raise RunError(diverged_message(why, step, rollbacks=0, last=ckpt.latest()))
 
 A logged record (averages over the last train.log_every steps) shows divergence when a
 loss or a gradient norm is no longer finite, or when the loss jumps far above its own
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from pathlib import Path
 
 
 class Divergence:
@@ -50,3 +52,18 @@ class Divergence:
                 )
         past.append(loss)
         return None
+
+
+def diverged_message(why: str, step: int, rollbacks: int, last: Path | None) -> str:
+    """What a run that stops on divergence says: the step, the reason (``why``, from
+    ``Divergence.check``), and what it keeps (``last``, its latest checkpoint)."""
+    tried = f" after {rollbacks} rollback(s)" if rollbacks else ""
+    keep = (
+        f"the run keeps its last good checkpoint, {last}"
+        if last is not None
+        else "nothing was saved (no checkpoint yet)"
+    )
+    return (
+        f"training diverged at step {step}{tried}: {why}; {keep}. Lower train.lr or "
+        "raise train.warmup_steps, or set train.on_divergence=rollback"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -19,7 +19,7 @@ from genlab.config import apply_overrides
 from genlab.data import DataInfo, TensorData, TokenData, data_info, load_corpus, load_data
 from genlab.data.tokenizers import load_tokenizer
 from genlab.errors import ConfigError, DataError, RunError
-from genlab.fsutil import load_tensors
+from genlab.fsutil import load_tensors, read_json
 from genlab.hf.gpt2 import is_transformers_folder, read_gpt2
 from genlab.registry import get
 from genlab.rundir import WEIGHT_FILES, RunConfig, build_model, is_run, read_config, write_config
@@ -91,43 +91,15 @@ def train(
         cfg, init = _init_config(cfg, Path(init_from), list(overrides))
     env = Distributed(cfg.train.device)
     quiet = not (progress and env.main)
-    tokenizer = None
     if get(cfg.family).data_kind == "text":
-        if init is not None and init[2] is not None:  # a transformers folder's own
-            given = init[2].tokenizer
-        else:
-            saved = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
-            given = load_tokenizer(saved) if saved else None
-        corpus = load_corpus(cfg.data, given, progress=not quiet)
-        tokenizer, info = corpus.tokenizer, DataInfo.text(corpus.tokenizer.vocab_size)
-        train_data = _token_data(corpus.train, cfg, "training")
-        val_data = _token_data(corpus.val, cfg, "validation")
-        about = (
-            f"{corpus.text.name} ({len(corpus.train):,} training and {len(corpus.val):,} "
-            f"validation tokens, {cfg.data.tokenizer} vocabulary of {info.vocab_size:,}) "
-            f"from {corpus.text.source}"
-        )
+        data = _text_data(cfg, out, resume, init, quiet)
     else:
-        train_set = load_data(cfg.data, "train", progress=not quiet)
-        test_set = load_data(cfg.data, "test", progress=not quiet)
-        info = data_info(train_set)
-        train_data, val_data = TensorData.from_images(train_set), TensorData.from_images(test_set)
-        about = f"{train_set.name} {tuple(info.shape)} x {len(train_set.x)} from {train_set.source}"
+        data = _image_data(cfg, quiet)
     if resume:
-        _, saved = read_config(out)
-        if (tuple(saved.shape), saved.classes, saved.vocab_size) != (
-            tuple(info.shape),
-            info.classes,
-            info.vocab_size,
-        ):
-            raise RunError(
-                f"the data at {cfg.data.name!r} no longer matches the run "
-                f"({saved.shape or saved.vocab_size} vs {info.shape or info.vocab_size}); "
-                "restore it or start a new run"
-            )
+        _check_same_data(out, cfg, data.info)
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
-    model = build_model(cfg, info)
-    model.tokenizer = tokenizer
+    model = build_model(cfg, data.info)
+    model.tokenizer = data.tokenizer
     if init is not None:
         _load_init_weights(model, *init)
     # the trainer restores a resumed run's checkpoint here: a damaged one stops
@@ -136,24 +108,18 @@ def train(
         out,
         cfg,
         model,
-        train_data,
-        val_data,
+        data.train,
+        data.val,
         resume=resume,
         progress=progress,
         dist_env=env,
     )
     if env.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            write_config(out, cfg, info, init_from=init and str(init[0]))
-        else:
-            write_config(out, cfg, info, init_from=_saved_init(out))
-        if tokenizer is not None and not resume:
-            tokenizer.save(out / "tokenizer.json")
+        _write_run(out, cfg, data, resume, init)
         if not quiet:
             n_params = sum(p.numel() for p in model.parameters())
             print(
-                f"genlab: {cfg.family} ({n_params / 1e6:.2f}M parameters) on {about}"
+                f"genlab: {cfg.family} ({n_params / 1e6:.2f}M parameters) on {data.about}"
                 + (f", starting from {init[0]} ({init[1]} weights)" if init else "")
                 + f"; device {env.device}, {env.world} process(es) -> {out}",
                 file=sys.stderr,
@@ -162,6 +128,73 @@ def train(
     summary = trainer.fit(until=until)
     summary["config"] = dataclasses.asdict(cfg.train)
     return summary
+
+
+class _Data(NamedTuple):
+    """A run's data: the splits, their shape or vocabulary, the tokenizer (text) and a
+    line about them."""
+
+    train: TensorData
+    val: TensorData
+    info: DataInfo
+    tokenizer: Any
+    about: str
+
+
+def _text_data(cfg: RunConfig, out: Path, resume: bool, init, quiet: bool) -> _Data:
+    """The corpus, tokenized with the run's saved tokenizer (a resume), the one of the run
+    or transformers folder it starts from (``init``), or a new one."""
+    if init is not None and init[2] is not None:  # a transformers folder's own
+        given = init[2].tokenizer
+    else:
+        saved = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
+        given = load_tokenizer(saved) if saved else None
+    corpus = load_corpus(cfg.data, given, progress=not quiet)
+    tokenizer, info = corpus.tokenizer, DataInfo.text(corpus.tokenizer.vocab_size)
+    train = _token_data(corpus.train, cfg, "training")
+    val = _token_data(corpus.val, cfg, "validation")
+    about = (
+        f"{corpus.text.name} ({len(corpus.train):,} training and {len(corpus.val):,} "
+        f"validation tokens, {cfg.data.tokenizer} vocabulary of {info.vocab_size:,}) "
+        f"from {corpus.text.source}"
+    )
+    return _Data(train, val, info, tokenizer, about)
+
+
+def _image_data(cfg: RunConfig, quiet: bool) -> _Data:
+    """The image set's train split for training, its test split for validation."""
+    train_set = load_data(cfg.data, "train", progress=not quiet)
+    test_set = load_data(cfg.data, "test", progress=not quiet)
+    info = data_info(train_set)
+    train, val = TensorData.from_images(train_set), TensorData.from_images(test_set)
+    about = f"{train_set.name} {tuple(info.shape)} x {len(train_set.x)} from {train_set.source}"
+    return _Data(train, val, info, None, about)
+
+
+def _check_same_data(out: Path, cfg: RunConfig, info: DataInfo) -> None:
+    """A resumed run's data must still have the shape (or vocabulary) it was trained on."""
+    _, saved = read_config(out)
+    if (tuple(saved.shape), saved.classes, saved.vocab_size) != (
+        tuple(info.shape),
+        info.classes,
+        info.vocab_size,
+    ):
+        raise RunError(
+            f"the data at {cfg.data.name!r} no longer matches the run "
+            f"({saved.shape or saved.vocab_size} vs {info.shape or info.vocab_size}); "
+            "restore it or start a new run"
+        )
+
+
+def _write_run(out: Path, cfg: RunConfig, data: _Data, resume: bool, init) -> None:
+    """The run folder's config.json (and, for a new text run, its tokenizer)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_config(out, cfg, data.info, init_from=init and str(init[0]))
+    else:
+        write_config(out, cfg, data.info, init_from=_saved_init(out))
+    if data.tokenizer is not None and not resume:
+        data.tokenizer.save(out / "tokenizer.json")
 
 
 def _token_data(tokens: torch.Tensor, cfg: RunConfig, split: str) -> TokenData:
@@ -237,6 +270,4 @@ def _load_init_weights(model, src: Path, weights: str, ported) -> None:
 
 
 def _saved_init(out: Path) -> str | None:
-    from genlab.fsutil import read_json
-
     return read_json(out / "config.json").get("init_from")

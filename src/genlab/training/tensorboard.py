@@ -6,6 +6,13 @@ metrics.jsonl record becomes a scalar of the same name at that record's step;
 each sample grid becomes the image "samples" (the same grid as
 samples/step-*.png), each set of text samples the text "samples".
 
+    board = TensorBoardWriter(run_dir / "tensorboard", enabled=True)
+    board.open(step=0)
+    board.record({"step": 10, "loss": 0.52})
+    board.close()
+
+and to view them:
+
     tensorboard --logdir runs/NAME/tensorboard
 
 It uses torch's SummaryWriter: it ships with torch, so the only extra package is
@@ -23,9 +30,9 @@ from genlab.errors import ConfigError
 MISSING = "train.tensorboard=true needs the tensorboard package: pip install 'genlab[tensorboard]'"
 
 
-class Curves:
-    """Writes one run's curves to TensorBoard; does nothing when ``enabled`` is false or
-    on a DDP rank other than the main one (``main``)."""
+class TensorBoardWriter:
+    """Writes one run's curves and samples to TensorBoard; does nothing when ``enabled`` is
+    false or on a DDP rank other than the main one (``main``)."""
 
     def __init__(self, folder: Path, enabled: bool, main: bool = True):
         self.folder, self.writer, self._writer_cls = Path(folder), None, None

@@ -13,7 +13,6 @@ resume from atomic checkpoints.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -21,77 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from genlab.config import TrainConfig  # noqa: F401  (re-exported)
 from genlab.data import Batcher, TensorData
 from genlab.errors import ConfigError, RunError
-from genlab.fsutil import read_jsonl, save_tensors, write_bytes_atomic
-from genlab.models.base import cpu_has_bf16_units
-from genlab.training.checkpoint import CheckpointDir, flatten_optimizer, unflatten_optimizer
+from genlab.fsutil import save_tensors
+from genlab.training.checkpoint import CheckpointDir, check_finite, load_state, save_state
 from genlab.training.distributed import Distributed, rng_state, set_rng_state
-from genlab.training.divergence import Divergence
+from genlab.training.divergence import Divergence, diverged_message
 from genlab.training.ema import EMA
-from genlab.training.tensorboard import Curves
-
-
-def lr_factor(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
-    """Multiplier of the base LR at ``step`` (0-based): linear warm-up, then a cosine that
-    reaches ``min_lr_ratio`` at the last step (or when ``time_progress``, the share of
-    the ``train.minutes`` budget used, reaches 1)."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    decay_steps = max(1, cfg.steps - 1 - cfg.warmup_steps)
-    p = min(1.0, max((step - cfg.warmup_steps) / decay_steps, time_progress))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-def resolve_precision(precision: str, device: torch.device, model) -> str:
-    """"fp32" or "bf16": train.precision, with "auto" decided for this device and family
-    (bf16 on a CPU with bf16 matrix units where the family sets ``cpu_bf16``)."""
-    if precision != "auto":
-        return precision
-    on_amx = device.type == "cpu" and cpu_has_bf16_units()
-    return "bf16" if on_amx and model.cpu_bf16 else "fp32"
-
-
-class Stepper:
-    """What a family that owns its step uses: ``stepper.step("gen", loss)`` back-propagates,
-    averages the gradients over DDP ranks, clips, steps that optimizer and clears its
-    gradients; returns the gradient norm. (The family's model is not DDP-wrapped here,
-    because its ordered updates run several forward passes per step.)"""
-
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], clip: float, world: int = 1):
-        self.optimizers, self.clip, self.world = optimizers, clip, world
-
-    def step(self, name: str, loss: torch.Tensor) -> torch.Tensor:
-        opt = self.optimizers[name]
-        loss.backward()
-        if self.world > 1:
-            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            dist.all_reduce(flat)
-            flat /= self.world
-            parts = flat.split([g.numel() for g in grads])
-            torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(parts, grads)])
-        norm = _clip(opt, self.clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return norm
-
-
-def _clip(opt: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
-    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-    if max_norm > 0:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return (
-        torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-        if params
-        else torch.zeros(())
-    )
+from genlab.training.precision import allow_tf32, autocast, resolve_precision
+from genlab.training.records import MetricsLog, Window
+from genlab.training.schedule import lr_factor, set_lr
+from genlab.training.stepper import Stepper, step_all
+from genlab.training.tensorboard import TensorBoardWriter
+from genlab.training.validation import validation_record
 
 
 class Trainer:
@@ -113,11 +57,7 @@ class Trainer:
         self.run_dir, self.cfg, self.tc = Path(run_dir), cfg, cfg.train
         self.env = dist_env or Distributed(self.tc.device)
         self.device = self.env.device
-        if self.device.type == "cuda":
-            # TF32 for what autocast leaves in float32 (as nanoGPT): Ampere and later GPUs
-            # multiply float32 matrices through it 3-8x faster, to about 1e-3 relative
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        allow_tf32(self.device)
         self.model = model.to(self.device)
         self.progress = progress
         tc, world = self.tc, self.env.world
@@ -149,9 +89,13 @@ class Trainer:
         self._set_base_lrs()
         self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.ckpt = CheckpointDir(self.run_dir)
-        self.curves = Curves(self.run_dir / "tensorboard", tc.tensorboard, self.env.main)
+        self.tensorboard = TensorBoardWriter(
+            self.run_dir / "tensorboard", tc.tensorboard, self.env.main
+        )
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", self.env.main, self.tensorboard)
         self.step, self.elapsed, self.examples = 0, 0.0, 0
         self._t0, self._e0 = time.perf_counter(), 0.0
+        self._window, self._last_alarm = Window(self._t0), None  # set again by each fit
         self.best_val = math.inf
         # every rank starts from the same weights (built under the same seed);
         # their noise streams differ so dropout and sampling are independent
@@ -178,9 +122,7 @@ class Trainer:
         return net
 
     def _autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
+        return autocast(self.device, self.precision)
 
     # -- the loop -----------------------------------------------------------
     def fit(self, until: int | None = None) -> dict[str, Any]:
@@ -189,172 +131,153 @@ class Trainer:
         ``until`` ends this session early at that step, with a checkpoint, and
         leaves the schedule as it is: a later resume continues the same run.
         """
-        tc, env = self.tc, self.env
+        tc = self.tc
         end = min(tc.steps, until) if until is not None else tc.steps
         if self.step >= end:
-            if env.main and self.progress:
+            if self.env.main and self.progress:
                 print(
                     f"genlab: {self.run_dir} is already at step {self.step} of {tc.steps}; "
                     "nothing to do (a larger --steps extends it)",
                     file=sys.stderr,
                 )
             return self._summary(stopped_by_time=False)
-        if env.main:
+        self._open_session()
+        bar = self._progress_bar()
+        self.model.train()
+        self._window = Window(time.perf_counter())  # the steps of the next record
+        self._t0, self._e0 = time.perf_counter(), self.elapsed  # the training clock
+        self._last_alarm = None
+        if tc.on_divergence == "rollback" and self.ckpt.latest() is None:
+            self.save_checkpoint()  # so that even an early divergence has somewhere to go back
+        self.divergence.reset()
+        try:
+            stopped_by_time = self._steps(end, bar)
+            self._periodic(final=self.step >= tc.steps or stopped_by_time)
+            if self.step < tc.steps and not stopped_by_time:
+                self.save_checkpoint()  # a session cut short by `until`
+        finally:
+            bar.close()
+            self.log.close()
+            self.tensorboard.close()
+        return self._summary(stopped_by_time)
+
+    def _steps(self, end: int, bar) -> bool:
+        """Train up to step ``end``; True when the ``train.minutes`` budget ran out first."""
+        while self.step < end:
+            self.elapsed = self._clock()
+            if self._time_up():
+                return True
+            self._window.add(self._train_step())
+            self.step += 1
+            self.examples += self.tc.batch_size
+            bar.update(1)
+            self.elapsed = self._clock()
+            time_up = self._time_up()
+            # a record (and the divergence check on it) before anything that writes
+            # weights or judges them: checkpoints, validation (best weights), grids
+            if self._record_due(end, time_up):
+                why = self.divergence.check(self._record(bar))
+                if why:
+                    if not self._can_roll_back():
+                        raise RunError(
+                            diverged_message(why, self.step, self.rollbacks, self.ckpt.latest())
+                        )
+                    self._roll_back(why, bar)
+                    continue
+            if time_up:
+                return True
+            if self.step < end:
+                self._periodic(final=False)
+        return False
+
+    def _open_session(self) -> None:
+        """The samples folder, the bf16 notice, metrics.jsonl and TensorBoard, for one fit."""
+        if self.env.main:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            if tc.precision == "auto" and self.precision == "bf16" and self.progress:
+            if self.tc.precision == "auto" and self.precision == "bf16" and self.progress:
                 print(
                     "genlab: training in bf16 on this CPU's matrix units (train.precision=auto;"
                     " train.precision=fp32 turns it off)",
                     file=sys.stderr,
                 )
-        log = open(self.run_dir / "metrics.jsonl", "a") if env.main else None
-        self.curves.open(self.step)  # train.tensorboard: an extra view of the same records
-        bar = tqdm(
-            total=tc.steps,
+        self.log.open()
+        self.tensorboard.open(self.step)  # train.tensorboard: an extra view of the same records
+
+    def _progress_bar(self) -> tqdm:
+        return tqdm(
+            total=self.tc.steps,
             initial=self.step,
             desc=f"train {self.model.family}",
             unit="step",
-            disable=not (self.progress and env.main),
+            disable=not (self.progress and self.env.main),
             dynamic_ncols=True,
             mininterval=0.5,
             file=sys.stderr,
         )
-        self.model.train()
-        sums: dict[str, torch.Tensor] = {}
-        window, t_window = 0, time.perf_counter()
-        self._t0, self._e0 = time.perf_counter(), self.elapsed  # the training clock
-        stopped_by_time = False
-        last_alarm = None
-        if tc.on_divergence == "rollback" and self.ckpt.latest() is None:
-            self.save_checkpoint()  # so that even an early divergence has somewhere to go back
-        self.divergence.reset()
-        try:
-            while self.step < end:
-                self.elapsed = self._clock()
-                if tc.minutes is not None and self.elapsed >= tc.minutes * 60:
-                    stopped_by_time = True
-                    break
-                out = self._train_step()
-                for k, v in out.items():
-                    sums[k] = sums[k] + v if k in sums else v
-                window += 1
-                self.step += 1
-                self.examples += tc.batch_size
-                bar.update(1)
-                self.elapsed = self._clock()
-                time_up = tc.minutes is not None and self.elapsed >= tc.minutes * 60
-                # a record (and the divergence check on it) before anything that writes
-                # weights or judges them: checkpoints, validation (best weights), grids
-                if (
-                    self.step % tc.log_every == 0
-                    or self.step in (end, tc.steps)
-                    or time_up
-                    or any(self._due(e) for e in (tc.checkpoint_every, tc.eval_every))
-                ):
-                    rec = dict(
-                        zip(
-                            sums,
-                            (self.env.mean(torch.stack(list(sums.values()))) / window).tolist(),
-                        )
-                    )
-                    now = time.perf_counter()
-                    rec.update(
-                        step=self.step,
-                        lr=self._lr(),
-                        examples=self.examples,
-                        examples_per_s=window * tc.batch_size / (now - t_window),
-                        elapsed_s=round(self.elapsed, 3),
-                    )
-                    per = getattr(self.train_data, "tokens_per_example", 0)
-                    if per:  # text: training tokens seen (targets predicted)
-                        rec["tokens"] = self.examples * per
-                        rec["tokens_per_s"] = rec["examples_per_s"] * per
-                    alarm = self.model.alarm(rec)
-                    if alarm:
-                        rec["alarm"] = alarm
-                        if last_alarm is None:  # say it when it starts, not every log line
-                            tqdm.write(f"genlab: warning at step {self.step}: {alarm}", sys.stderr)
-                    last_alarm = alarm
-                    bar.set_postfix_str(
-                        " ".join(f"{k} {rec[k]:.4g}" for k in self.model.progress_keys if k in rec),
-                        refresh=False,
-                    )
-                    self._log(log, rec)
-                    sums, window, t_window = {}, 0, now
-                    why = self.divergence.check(rec)
-                    if why:
-                        if self._can_roll_back():
-                            self._roll_back(why, bar)
-                            if log is not None:  # the curve was rewritten: reopen it
-                                log.close()
-                                log = open(self.run_dir / "metrics.jsonl", "a")
-                            sums, window, t_window = {}, 0, time.perf_counter()
-                            self._t0, self._e0 = time.perf_counter(), self.elapsed
-                            continue
-                        raise RunError(self._diverged_message(why))
-                if time_up:
-                    stopped_by_time = True
-                    break
-                if self.step < end:
-                    self._periodic(log, final=False)
-            self._periodic(log, final=self.step >= tc.steps or stopped_by_time)
-            if self.step < tc.steps and not stopped_by_time:
-                self.save_checkpoint()  # a session cut short by `until`
-        finally:
-            bar.close()
-            if log:
-                log.close()
-            self.curves.close()
-        return self._summary(stopped_by_time)
 
     def _clock(self) -> float:
         """Seconds of training so far, over every session of this run."""
         return self._e0 + time.perf_counter() - self._t0
 
+    def _time_up(self) -> bool:
+        return self.tc.minutes is not None and self.elapsed >= self.tc.minutes * 60
+
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
 
-    def _diverged_message(self, why: str) -> str:
-        last = self.ckpt.latest()
-        tried = f" after {self.rollbacks} rollback(s)" if self.rollbacks else ""
-        keep = (
-            f"the run keeps its last good checkpoint, {last}"
-            if last is not None
-            else "nothing was saved (no checkpoint yet)"
-        )
+    def _record_due(self, end: int, time_up: bool) -> bool:
+        """A record every train.log_every steps, at the end, and before periodic work that
+        writes or judges weights (checkpoints, validation)."""
+        tc = self.tc
         return (
-            f"training diverged at step {self.step}{tried}: {why}; {keep}. Lower train.lr or "
-            "raise train.warmup_steps, or set train.on_divergence=rollback"
+            self.step % tc.log_every == 0
+            or self.step in (end, tc.steps)
+            or time_up
+            or any(self._due(e) for e in (tc.checkpoint_every, tc.eval_every))
         )
 
-    def _can_roll_back(self) -> bool:
-        return (
-            self.tc.on_divergence == "rollback"
-            and self.rollbacks < self.tc.max_rollbacks
-            and self.ckpt.latest() is not None
-        )
+    # -- the records --------------------------------------------------------
+    def _record(self, bar) -> dict[str, Any]:
+        """Log the training record of the steps since the last one (and say an alarm when it
+        starts); show it on the progress bar."""
+        rec = self._training_record()
+        alarm = self.model.alarm(rec)
+        if alarm:
+            rec["alarm"] = alarm
+            if self._last_alarm is None:  # say it when it starts, not every log line
+                tqdm.write(f"genlab: warning at step {self.step}: {alarm}", sys.stderr)
+        self._last_alarm = alarm
+        bar.set_postfix_str(self._progress_text(rec), refresh=False)
+        self.log.write(rec)
+        return rec
 
-    def _roll_back(self, why: str, bar) -> None:
-        """Back to the last checkpoint (weights, EMA, optimizers, RNG, data position, step),
-        with the learning rate halved; the curve past that step is dropped."""
-        bad_step = self.step
-        self.rollbacks += 1
-        scale = self.lr_scale * 0.5  # _restore reads the checkpoint's own scale
-        self._restore()
-        self.divergence.reset()  # the range to judge by starts again from there
-        self.lr_scale = scale
-        self._set_base_lrs()
-        bar.n = self.step
-        bar.refresh()
-        msg = (
-            f"{why} at step {bad_step}; rolled back to step {self.step} "
-            f"({self.ckpt.latest().name}) with the learning rate x{self.lr_scale:g} "
-            f"(rollback {self.rollbacks} of {self.tc.max_rollbacks})"
+    def _training_record(self) -> dict[str, Any]:
+        """The window's mean outputs (over every rank), the step, LR, examples seen and
+        throughput; a new window starts."""
+        window = self._window
+        rec = window.means(self.env.mean)
+        now = time.perf_counter()
+        rec.update(
+            step=self.step,
+            lr=self._lr(),
+            examples=self.examples,
+            examples_per_s=window.steps * self.tc.batch_size / (now - window.start),
+            elapsed_s=round(self.elapsed, 3),
         )
-        tqdm.write(f"genlab: warning: {msg}", sys.stderr)
-        if self.env.main:
-            with open(self.run_dir / "metrics.jsonl", "a") as log:
-                log.write(json.dumps({"step": self.step, "rollback": msg}) + "\n")
+        per = getattr(self.train_data, "tokens_per_example", 0)
+        if per:  # text: training tokens seen (targets predicted)
+            rec["tokens"] = self.examples * per
+            rec["tokens_per_s"] = rec["examples_per_s"] * per
+        self._window = Window(now)
+        return rec
+
+    def _progress_text(self, rec: dict[str, Any]) -> str:
+        """The bar's text: the family's ``progress_keys`` of the last record."""
+        return " ".join(f"{k} {rec[k]:.4g}" for k in self.model.progress_keys if k in rec)
+
+    def _lr(self) -> float:
+        g = next(iter(self.optimizers.values())).param_groups[0]
+        return g["lr"]
 
     def _summary(self, stopped_by_time: bool) -> dict[str, Any]:
         return {
@@ -366,19 +289,13 @@ class Trainer:
             "run_dir": str(self.run_dir),
         }
 
+    # -- one step -----------------------------------------------------------
     def _time_progress(self) -> float:
         return self.elapsed / (self.tc.minutes * 60) if self.tc.minutes is not None else 0.0
 
-    def _lr(self) -> float:
-        g = next(iter(self.optimizers.values())).param_groups[0]
-        return g["lr"]
-
     def _train_step(self) -> dict[str, torch.Tensor]:
         tc = self.tc
-        f = lr_factor(self.step, tc, self._time_progress())
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * f
+        set_lr(self.optimizers, lr_factor(self.step, tc, self._time_progress()))
         idx = self.batcher.next()
         chunks = idx.view(self.env.world, tc.grad_accum, self.micro)[self.env.rank]
         if self.model.owns_step:
@@ -413,67 +330,67 @@ class Trainer:
             for k, v in out.items():
                 v = v.detach() / tc.grad_accum
                 total[k] = total[k] + v if k in total else v
-        norms = [_clip(opt, tc.grad_clip) for opt in self.optimizers.values()]
-        for opt in self.optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        total["grad_norm"] = norms[0]
+        total["grad_norm"] = step_all(self.optimizers, tc.grad_clip)
         return total
 
+    # -- divergence -----------------------------------------------------------
+    def _can_roll_back(self) -> bool:
+        return (
+            self.tc.on_divergence == "rollback"
+            and self.rollbacks < self.tc.max_rollbacks
+            and self.ckpt.latest() is not None
+        )
+
+    def _roll_back(self, why: str, bar) -> None:
+        """Back to the last checkpoint (weights, EMA, optimizers, RNG, data position, step),
+        with the learning rate halved; the curve past that step is dropped."""
+        bad_step = self.step
+        self.rollbacks += 1
+        scale = self.lr_scale * 0.5  # _restore reads the checkpoint's own scale
+        self._restore()
+        self.divergence.reset()  # the range to judge by starts again from there
+        self.lr_scale = scale
+        self._set_base_lrs()
+        bar.n = self.step
+        bar.refresh()
+        msg = (
+            f"{why} at step {bad_step}; rolled back to step {self.step} "
+            f"({self.ckpt.latest().name}) with the learning rate x{self.lr_scale:g} "
+            f"(rollback {self.rollbacks} of {self.tc.max_rollbacks})"
+        )
+        tqdm.write(f"genlab: warning: {msg}", sys.stderr)
+        self.log.note({"step": self.step, "rollback": msg})
+        self._window = Window(time.perf_counter())  # the next record and the clock start here
+        self._t0, self._e0 = time.perf_counter(), self.elapsed
+
     # -- validation, samples, checkpoints ---------------------------------
-    def _periodic(self, log, final: bool) -> None:
-        tc, s = self.tc, self.step
-        due = lambda every: final or (every > 0 and s % every == 0)  # noqa: E731
-        if due(tc.eval_every) and self.val_data is not None:
-            self._validate(log)
-        if due(tc.sample_every) and self.env.main:
+    def _periodic(self, final: bool) -> None:
+        """Validation, samples and a checkpoint, each when due (all of them when ``final``)."""
+        tc = self.tc
+        if (final or self._due(tc.eval_every)) and self.val_data is not None:
+            self._validate()
+        if (final or self._due(tc.sample_every)) and self.env.main:
             self._write_samples()
-        if due(tc.checkpoint_every):
+        if final or self._due(tc.checkpoint_every):
             self.save_checkpoint()
 
     def _sampling_weights(self):
         return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
-    @torch.no_grad()
-    def _validate(self, log) -> None:
+    def _validate(self) -> None:
+        """Log a validation record; keep best.safetensors for the best loss so far."""
         if self.env.main:
-            self.model.eval()
-            sums: dict[str, float] = {}
-            n = 0
-            # fixed noise, and the training RNG stream left exactly as it was
-            devices = [self.device] if self.device.type == "cuda" else []
-            with (
-                torch.random.fork_rng(devices=devices),
-                self._sampling_weights(),
-                torch.no_grad(),
-            ):
-                torch.manual_seed(self.tc.seed + 12345)
-                for batch in self.val_data.batches(
-                    self.tc.batch_size, self.device, self.tc.eval_batches
-                ):
-                    batch["step"] = self.step
-                    with self._autocast():
-                        out = self.model.loss(batch)
-                    b = batch.get("count", len(batch["x"]))  # text: tokens predicted
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + v.float().item() * b
-                    n += b
-            self.model.train()
-            rec = {
-                "step": self.step,
-                **{f"val_{k}": v / n for k, v in sums.items()},
-                "val_examples": n,
-                # the training clock when this validation ended (time to a given loss)
-                "val_elapsed_s": round(self._clock(), 3),
-            }
-            if hasattr(self.val_data, "tokens_per_example"):
-                # text: the mean over every token of the validation split, predicted once in
-                # non-overlapping windows of the model's context
-                rec["val_tokens"] = rec.pop("val_examples")
-                rec["val_protocol"] = (
-                    f"whole validation split, non-overlapping windows of {self.val_data.block}"
-                )
-            self._log(log, rec)
+            rec = validation_record(
+                self.model,
+                self.val_data,
+                self.tc,
+                step=self.step,
+                device=self.device,
+                precision=self.precision,
+                weights=self._sampling_weights(),
+                clock=self._clock,
+            )
+            self.log.write(rec)
             if self.model.selects_best and rec["val_loss"] < self.best_val:
                 self.best_val = rec["val_loss"]
                 save_tensors(
@@ -503,28 +420,19 @@ class Trainer:
         self.model.train()
         if text:
             save_texts(x, self.run_dir / "samples" / f"step-{self.step:08d}.txt")
-            self.curves.texts(x, self.step)
+            self.tensorboard.texts(x, self.step)
         else:
             save_images(x, self.run_dir / "samples" / f"step-{self.step:08d}.png")
-            self.curves.images(x, self.step)
+            self.tensorboard.images(x, self.step)
 
     def save_checkpoint(self) -> None:
         """Write one consistent checkpoint, then the latest weights for sampling.
 
         Weights that are no longer finite never replace a good checkpoint."""
-        params = [p.detach() for p in self.model.parameters()]
-        if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
-            raise RunError(
-                f"the weights hold NaN or inf at step {self.step}; nothing was saved. The last "
-                f"good checkpoint is {self.ckpt.latest()}: resume from it with a lower train.lr"
-            )
+        check_finite(self.model, self.step, self.ckpt)
         rng = self.env.gather(rng_state(self.device))
         if self.env.main:
-            groups = {
-                "model": self.model.state_dict(),
-                "rng": {f"rank{r}": s for r, s in enumerate(rng)},
-            }
-            meta: dict[str, Any] = {
+            counters = {
                 "step": self.step,
                 "data": self.batcher.state_dict(),
                 "elapsed_s": self.elapsed,
@@ -532,16 +440,10 @@ class Trainer:
                 "best_val_loss": self.best_val,
                 "world_size": self.env.world,
                 "lr_scale": self.lr_scale,
-                "optimizers": {},
             }
-            if self.ema is not None:
-                groups["ema"] = self.ema.state_dict()
-            for name, opt in self.optimizers.items():
-                tensors, opt_meta = flatten_optimizer(opt.state_dict())
-                groups[f"optim_{name}"] = tensors
-                meta["optimizers"][name] = opt_meta
-            self.ckpt.write(self.step, groups, meta)
-            # the step rides in each file's metadata: evaluation records name it
+            save_state(self.ckpt, self.step, self.model, self.ema, self.optimizers, rng, counters)
+            # the latest weights beside it, for sampling; the step rides in each file's
+            # metadata: evaluation records name it
             step = {"step": self.step}
             save_tensors(self.run_dir / "model.safetensors", self.model.state_dict(), metadata=step)
             if self.ema is not None:
@@ -553,37 +455,24 @@ class Trainer:
         self.env.barrier()
 
     def _restore(self) -> None:
+        """Back to the latest checkpoint: weights, EMA, optimizers, step, clocks, data
+        position and (with as many processes as it had) the random streams."""
         folder = self.ckpt.latest()
         if folder is None:
             raise RunError(
                 f"{self.run_dir} has no checkpoint to resume from; "
                 "train it again without --resume into a new --out"
             )
-        groups, meta = self.ckpt.read(folder)
-        try:
-            self.model.load_state_dict(groups["model"])
-            if self.ema is not None:
-                self.ema.load_state_dict(groups["ema"])
-            for name, opt in self.optimizers.items():
-                opt.load_state_dict(
-                    unflatten_optimizer(groups[f"optim_{name}"], meta["optimizers"][name])
-                )
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunError(
-                f"checkpoint {folder} does not fit this model/config "
-                f"({str(e).splitlines()[0][:100]})"
-            ) from None
+        rng, meta = load_state(self.ckpt, folder, self.model, self.ema, self.optimizers)
         self.lr_scale = float(meta.get("lr_scale", 1.0))
         self._set_base_lrs()
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed_s"])
         self.examples, self.best_val = int(meta["examples"]), float(meta["best_val_loss"])
         self.batcher.load_state_dict(meta["data"])
-        if self.env.main:  # drop curve records past the checkpoint: they will be redone
-            _truncate_log(self.run_dir / "metrics.jsonl", self.step)
-            self.curves.rewind(self.step)
-        rng = groups["rng"].get(f"rank{self.env.rank}")
-        if meta.get("world_size") == self.env.world and rng is not None:
-            set_rng_state(rng, self.device)
+        self.log.cut(self.step)  # drop curve records past the checkpoint: they will be redone
+        state = rng.get(f"rank{self.env.rank}")
+        if meta.get("world_size") == self.env.world and state is not None:
+            set_rng_state(state, self.device)
         elif self.env.main:
             print(
                 f"genlab: resuming with {self.env.world} process(es) where the checkpoint had "
@@ -591,18 +480,3 @@ class Trainer:
                 "from an uninterrupted run",
                 file=sys.stderr,
             )
-
-    def _log(self, log, rec: dict) -> None:
-        if log is not None:
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            self.curves.record(rec)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the records of metrics.jsonl up to ``step`` (those after it will be redone); a
-    line torn by a kill is dropped (and said), any other bad line is an error."""
-    if not path.exists():
-        return
-    keep = [rec for rec in read_jsonl(path) if rec.get("step", 0) <= step]
-    write_bytes_atomic(path, "".join(json.dumps(rec) + "\n" for rec in keep).encode())

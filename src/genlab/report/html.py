@@ -24,7 +24,8 @@ from pathlib import Path
 from PIL import Image
 
 from genlab import __version__
-from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
+from genlab.evaluate import cached_evaluate_samples
+from genlab.metrics.protocol import SAMPLE_METRICS
 from genlab.report.audio import CSS as AUDIO_CSS
 from genlab.report.audio import audio_section
 from genlab.report.judgements import human_section

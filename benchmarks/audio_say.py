@@ -21,8 +21,8 @@ import torch
 from genlab.data.audio import fit_length
 from genlab.data.spectrogram import Spectrogram
 from genlab.metrics.audio import through_sound, waves_to_images
+from genlab.metrics.cache import cached_features
 from genlab.metrics.features import get_classifier
-from genlab.metrics.protocol import cached_features
 from genlab.run import load
 from genlab.speech import labels_of, say
 

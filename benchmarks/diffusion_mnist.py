@@ -36,15 +36,11 @@ from mnist_session import next_command, session_parser, train_session  # noqa: E
 import genlab  # noqa: E402
 from genlab.data import load_data  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
+from genlab.evaluate import protocol_key  # noqa: E402
 from genlab.fsutil import write_json  # noqa: E402
+from genlab.metrics.cache import cached_features  # noqa: E402
 from genlab.metrics.image import fid  # noqa: E402
-from genlab.metrics.protocol import (  # noqa: E402
-    cached_features,
-    evaluate_samples,
-    generate,
-    get_extractor,
-    protocol_key,
-)
+from genlab.metrics.protocol import evaluate_samples, generate, get_extractor  # noqa: E402
 from genlab.outputs.images import save_images  # noqa: E402
 
 TARGET_FID = 3.0

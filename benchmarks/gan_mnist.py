@@ -35,8 +35,9 @@ from mnist_session import next_command, session_parser, train_session  # noqa: E
 
 import genlab  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
+from genlab.evaluate import protocol_key  # noqa: E402
 from genlab.fsutil import write_json  # noqa: E402
-from genlab.metrics.protocol import evaluate_samples, protocol_key  # noqa: E402
+from genlab.metrics.protocol import evaluate_samples  # noqa: E402
 
 PUBLISHED = {"ns_gan": 6.8, "wgan": 6.7}
 TARGET_FID = 5.0

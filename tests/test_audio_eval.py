@@ -11,9 +11,9 @@ from conftest import tone_clips
 
 from genlab.cli import main
 from genlab.data import DataConfig, load_data
+from genlab.evaluate import protocol_key
 from genlab.metrics.audio import accuracy_through_sound, through_sound, waves_to_images
 from genlab.metrics.features import get_classifier
-from genlab.metrics.protocol import protocol_key
 
 # one genlab cache for the module: the domain classifier is trained once
 pytestmark = pytest.mark.usefixtures("use_module_cache")

@@ -10,9 +10,7 @@ import pytest
 
 import genlab
 from genlab.cli import main
-from genlab.evaluate import evaluate
-from genlab.metrics.protocol import cached_evaluate_samples
-from genlab.metrics.text_protocol import cached_evaluate_text
+from genlab.evaluate import cached_evaluate_samples, cached_evaluate_text, evaluate
 
 # one genlab cache for the module: the domain classifier is trained once
 pytestmark = pytest.mark.usefixtures("use_module_cache")

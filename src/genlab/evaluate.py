@@ -2,24 +2,32 @@
 
     run = genlab.load("runs/vae")
     record = evaluate(run, metrics=("samples", "nll"), n=1000)   # also RUN/eval/metrics.json
+    record = cached_evaluate_samples(run, n=1000)   # read back when measured before
+    protocol_key(record)                            # its file's name under RUN/eval/
 
 One record per protocol and weights (k, n, seed, and the sha256 of the weights file
 measured) is kept beside ``metrics.json``, which always holds the latest: a new protocol
 never overwrites an old one, and a run trained further gets new records while the old
-ones stay as its history. Every record names the training step of its weights.
+ones stay as its history. Every record names the training step of its weights. A record's
+file name holds a digest of what makes its figures (``protocol_key``, ``text_key``), so
+``cached_evaluate_samples`` and ``cached_evaluate_text`` (the report's sweeps) reuse a
+record of this exact protocol on these very weights instead of measuring it again.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from genlab.data import TensorData, load_data
 from genlab.errors import GenlabError
-from genlab.fsutil import write_json
+from genlab.fsutil import read_json, write_json
+from genlab.metrics.audio import GRIFFIN_LIM_ITERS
+from genlab.metrics.cache import content_digest
 from genlab.run import Run
 
 
@@ -41,8 +49,7 @@ def evaluate(
     one file per protocol under RUN/eval/, and their union as RUN/eval/metrics.json.
     Sound runs: samples are heard through ``gl_iters`` Griffin-Lim iterations (default 32)
     and scored beside the floor and the ceiling (metrics/protocol.py)."""
-    from genlab.metrics.audio import GRIFFIN_LIM_ITERS
-    from genlab.metrics.protocol import evaluate_samples, protocol_key
+    from genlab.metrics.protocol import evaluate_samples
 
     unknown = sorted(set(metrics) - {"samples", "nll"})
     if unknown or not metrics:
@@ -63,16 +70,14 @@ def evaluate(
             progress=progress,
             gl_iters=GRIFFIN_LIM_ITERS if gl_iters is None else gl_iters,
         )
-        folder = run.path / "eval"
-        folder.mkdir(exist_ok=True)
-        write_json(folder / f"{protocol_key(rec)}.json", rec)
+        _save_record(run, protocol_key(rec), rec)
         record.update(rec)
     if "nll" in metrics:
         nll = evaluate_likelihood(run, k=k, n=nll_n, seed=seed, progress=progress, latest=False)
         record.update({k_: v for k_, v in nll.items() if k_ not in ("protocol", "time")})
         record.setdefault("protocol", {})["likelihood"] = nll["protocol"]
         record["time"] = nll["time"]
-    write_json(run.path / "eval" / "metrics.json", record)
+    _save_record(run, "metrics", record)
     return record
 
 
@@ -114,18 +119,16 @@ def evaluate_likelihood(
         **run.identity(),
     }
     record = {**result, "protocol": protocol, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    folder = run.path / "eval"
-    folder.mkdir(exist_ok=True)
     sha = run.weights_sha256[:10]
-    write_json(folder / f"likelihood-{run.weights}-{sha}-k{k}-n{n}-seed{seed}.json", record)
+    _save_record(run, f"likelihood-{run.weights}-{sha}-k{k}-n{n}-seed{seed}", record)
     if latest:
-        write_json(folder / "metrics.json", record)
+        _save_record(run, "metrics", record)
     return record
 
 
 def _evaluate_text(run: Run, metrics, n: int, seed: int, controls, progress: bool) -> dict:
     """Text runs: validation likelihood and/or sample metrics (metrics/text_protocol.py)."""
-    from genlab.metrics.text_protocol import evaluate_text, text_key
+    from genlab.metrics.text_protocol import evaluate_text
 
     if n < 2 and "samples" in metrics:
         raise GenlabError("--n must be at least 2 (self-BLEU compares samples with each other)")
@@ -133,8 +136,150 @@ def _evaluate_text(run: Run, metrics, n: int, seed: int, controls, progress: boo
         run, metrics=tuple(metrics), n=n, seed=seed, controls=controls, progress=progress
     )
     full = run.model.check_controls(dict(controls or {}))
-    folder = run.path / "eval"
-    folder.mkdir(exist_ok=True)
-    write_json(folder / f"{text_key(metrics, n, seed, full, run.identity())}.json", rec)
-    write_json(folder / "metrics.json", rec)
+    _save_record(run, text_key(metrics, n, seed, full, run.identity()), rec)
+    _save_record(run, "metrics", rec)
+    return rec
+
+
+def _record_path(run, name: str) -> Path:
+    return run.path / "eval" / f"{name}.json"
+
+
+def _save_record(run, name: str, record: dict) -> None:
+    """Write ``record`` as RUN/eval/<name>.json (the folder made if need be)."""
+    path = _record_path(run, name)
+    path.parent.mkdir(exist_ok=True)
+    write_json(path, record)
+
+
+def _record_name(kind: str, n: int, seed: int, fields: dict) -> str:
+    """``<kind>-n<n>-seed<seed>-<digest>``: the digest (10 hex digits) of ``fields``."""
+    return f"{kind}-n{n}-seed{seed}-{content_digest(fields)[:10]}"
+
+
+def _samples_key(
+    extractor: dict,
+    clf: str | None,
+    n: int,
+    seed: int,
+    controls: dict,
+    who: dict,
+    gl_iters: int | None = None,
+) -> str:
+    """The name of a sample record. ``who``: the weights measured (``Run.identity()``):
+    their kind and content; ``gl_iters``: sound only, the Griffin-Lim iterations the samples
+    were heard through."""
+    from genlab.metrics.protocol import FLOOR_VERSION
+
+    fields = {
+        "real_split": "test",
+        "n_generated": n,
+        "seed": seed,
+        "controls": controls,
+        "weights": who.get("weights"),
+        "weights_sha256": who.get("weights_sha256"),
+        "extractor": extractor.get("weights_sha256", extractor["name"]),
+        "class_probabilities": clf,
+        "floor_version": FLOOR_VERSION,
+    }
+    if gl_iters is not None:  # sound only: image records keep their keys
+        fields["griffin_lim_iters"] = gl_iters
+    return _record_name(f"samples-{extractor['name']}", n, seed, fields)
+
+
+def protocol_key(rec: dict) -> str:
+    """A file name that differs whenever the protocol or the weights measured do (extractor,
+    n, seed, controls, the weights file's sha256...)."""
+    p = rec["protocol"]
+    clf = (p.get("class_probabilities") or {}).get("weights_sha256")
+    audio = p.get("audio")
+    return _samples_key(
+        p["extractor"],
+        clf,
+        p["n_generated"],
+        p["seed"],
+        p["controls"],
+        p,
+        audio and audio["griffin_lim_iters"],
+    )
+
+
+def cached_evaluate_samples(
+    run,
+    *,
+    n: int,
+    seed: int = 0,
+    controls: dict | None = None,
+    extractor: str = "classifier",
+    inception: str | None = None,
+    progress: bool = True,
+    gl_iters: int = GRIFFIN_LIM_ITERS,
+) -> dict[str, Any]:
+    """``evaluate_samples``, read from RUN/eval/ when this exact protocol was measured
+    before on these very weights (the key holds their sha256: a run trained further gets
+    new records, and its old ones stay as history); a new record is written beside the
+    others and does not replace RUN/eval/metrics.json."""
+    from genlab.metrics.protocol import evaluate_samples, extractors_for
+
+    data = run.config.data
+    splits = load_data(data, "train", progress), load_data(data, "test", progress)
+    ex, clf = extractors_for(data, splits, extractor, inception=inception, progress=progress)
+    full = run.model.check_controls(dict(controls or {}))
+    clf_sha = clf.weights_sha256 if clf is not None else None
+    sound = gl_iters if splits[1].audio is not None else None
+    name = _samples_key(ex.protocol(), clf_sha, n, seed, full, run.identity(), sound)
+    path = _record_path(run, name)
+    if path.exists():
+        return read_json(path)
+    rec = evaluate_samples(
+        run,
+        n=n,
+        seed=seed,
+        controls=controls,
+        extractor=extractor,
+        inception=inception,
+        progress=progress,
+        splits=splits,
+        gl_iters=gl_iters,
+    )
+    _save_record(run, name, rec)
+    return rec
+
+
+def text_key(metrics, n: int, seed: int, controls: dict, who: dict) -> str:
+    """A file name that differs whenever the protocol or the weights measured do
+    (``who``: ``Run.identity()``, with the weights file's sha256)."""
+    fields = {
+        "metrics": sorted(metrics),
+        "n": n,
+        "seed": seed,
+        "c": controls,
+        "w": who.get("weights"),
+        "sha": who.get("weights_sha256"),
+    }
+    return _record_name(f"text-{'-'.join(sorted(metrics))}", n, seed, fields)
+
+
+def cached_evaluate_text(
+    run,
+    *,
+    n: int,
+    seed: int = 0,
+    controls: dict | None = None,
+    metrics=("samples",),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``evaluate_text``, read from RUN/eval/ when this protocol was measured before on these
+    very weights."""
+    from genlab.metrics.text_protocol import evaluate_text
+
+    full = run.model.check_controls(dict(controls or {}))
+    name = text_key(metrics, n, seed, full, run.identity())
+    path = _record_path(run, name)
+    if path.exists():
+        return read_json(path)
+    rec = evaluate_text(
+        run, metrics=tuple(metrics), n=n, seed=seed, controls=controls, progress=progress
+    )
+    _save_record(run, name, rec)
     return rec

@@ -96,8 +96,8 @@ def cmd_eval(args, overrides: list[str]) -> int:
 
 def _eval_samples_file(args) -> int:
     from genlab.data import DataConfig, load_data
-    from genlab.metrics.audio import load_waves
-    from genlab.metrics.protocol import load_samples, score_samples
+    from genlab.metrics.protocol import score_samples
+    from genlab.metrics.sample_files import load_samples, load_waves
     from genlab.training.checkpoint import write_json
 
     if not (args.data and args.out):

@@ -17,17 +17,16 @@ the real test clips, their spectrograms straight from the waveform, are the floo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from genlab.errors import GenlabError
+from genlab.metrics.cache import cached_features
 
 GRIFFIN_LIM_ITERS = 32  # the samplers' default (data/spectrogram.py measures 32 vs 100)
 
 
-def _spectrogram(transform):
+def _as_spectrogram(transform):
     from genlab.data.spectrogram import Spectrogram
 
     return transform if isinstance(transform, Spectrogram) else Spectrogram.from_dict(transform)
@@ -54,8 +53,8 @@ def through_sound(
     [-1, 1] (returned as floats). ``transform``: the spectrogram (or its dict) the images were
     made with; ``image_transform``: the one that makes the images again (default the same).
     """
-    spec = _spectrogram(transform)
-    again = spec if image_transform is None else _spectrogram(image_transform)
+    spec = _as_spectrogram(transform)
+    again = spec if image_transform is None else _as_spectrogram(image_transform)
     if iters < 0:
         raise GenlabError(f"Griffin-Lim iterations must be 0 or more, got {iters}")
     x = torch.as_tensor(x)
@@ -78,7 +77,7 @@ def waves_to_images(wave, transform, *, sample_rate: int | None = None) -> torch
     clip fitted to its length (centred in silence when short, its loudest window when long)."""
     from genlab.data.audio import fit_length, resample
 
-    spec = _spectrogram(transform)
+    spec = _as_spectrogram(transform)
     wave = np.asarray(wave)
     if wave.ndim != 2 or not np.issubdtype(wave.dtype, np.floating) or len(wave) == 0:
         raise GenlabError(
@@ -95,30 +94,9 @@ def waves_to_images(wave, transform, *, sample_rate: int | None = None) -> torch
     return _quantise(spec.to_image(torch.from_numpy(np.stack(clips))))
 
 
-def load_waves(path: str | Path, transform) -> tuple[torch.Tensor, list[int] | None] | None:
-    """Waveforms saved by another tool as spectrogram images: an .npz with ``audio`` (N, L)
-    floats at the data set's sample rate (or at ``sample_rate``, a scalar, if it holds one)
-    and optionally ``y``. None when the file holds no ``audio`` array."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "audio" not in z.files:
-                return None
-            wave = z["audio"]
-            y = z["y"] if "y" in z.files else None
-            rate = int(z["sample_rate"]) if "sample_rate" in z.files else None
-    except (OSError, ValueError) as e:
-        raise GenlabError(f"{path} is not a readable .npz ({str(e)[:80]})") from None
-    x = waves_to_images(wave, transform, sample_rate=rate)
-    if y is not None and len(y) != len(x):
-        raise GenlabError(f"{path}: {len(y)} labels for {len(x)} clips")
-    return x, (y.astype(np.int64).tolist() if y is not None else None)
-
-
 def accuracy_through_sound(clf, images, transform, iters: int = GRIFFIN_LIM_ITERS) -> float:
     """The classifier's accuracy on labelled real clips heard through the transform and
     Griffin-Lim (the ceiling's test accuracy); probabilities cached by content."""
-    from genlab.metrics.protocol import cached_features
-
     heard = through_sound(images.x, transform, iters)
     p = cached_features(clf, heard, kind="probs")
     return float((p.argmax(1) == images.y.numpy()).mean())

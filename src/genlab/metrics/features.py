@@ -13,7 +13,7 @@ the same recipe: on FSDD it reaches 98.3% test accuracy (300 test clips) and 97.
 test clips heard through the transform and Griffin-Lim (benchmarks/audio_classifier.py;
 metrics/audio.py hears generated spectrograms the same way before any feature).
 
-    ext = get_classifier(DataConfig(name="digits"))  # trains once (~15 s), then cached
+    ext = get_classifier(DataConfig(name="digits"))  # trains once, then cached
     ext.features(test.x)       # uint8 (N, C, H, W) or floats in [-1, 1] -> float64 (N, 128)
     ext.probs(samples)         # -> float64 (N, K), rows sum to 1
     ext.protocol()             # name, weights_sha256, test_accuracy, fingerprint, ...
@@ -102,9 +102,8 @@ class DomainClassifier(nn.Module):
 
 def default_steps(n: int, batch_size: int = 64) -> int:
     """Training steps for ``n`` images: 160 for 1,500 (about 7 epochs), growing as n^0.45,
-    so MNIST's 60,000 get 840 (about 0.9 epoch at batch 64; measured 99.1% test accuracy,
-    4 minutes on one CPU thread). Scaled to keep the number of images seen at other
-    batch sizes."""
+    so MNIST's 60,000 get 840 (about 0.9 epoch at batch 64; measured 99.1% test accuracy).
+    Scaled to keep the number of images seen at other batch sizes."""
     steps = 160 * (n / 1500) ** 0.45 * 64 / batch_size
     return int(min(max(round(steps), 100), 4000))
 
@@ -322,7 +321,7 @@ def get_classifier(
     weights, meta_path = folder / f"{fp}.safetensors", folder / f"{fp}.json"
     if not retrain and (weights.exists() or meta_path.exists()):
         try:
-            return _load(weights, meta_path, fp, train.classes, device)
+            return _load_cached(weights, meta_path, fp, train.classes, device)
         except _UNUSABLE as e:
             why = " ".join(str(e).split())[:160]
             print(
@@ -370,7 +369,7 @@ def get_classifier(
     )
 
 
-def _load(weights: Path, meta_path: Path, fp: str, classes: list[str], device) -> Extractor:
+def _load_cached(weights: Path, meta_path: Path, fp: str, classes: list[str], device) -> Extractor:
     """Read a cached classifier; anything amiss raises (never unpickles)."""
     meta = read_json(meta_path)
     if (

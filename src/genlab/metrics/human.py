@@ -52,7 +52,7 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def _lock(path: Path) -> threading.Lock:
+def _file_lock(path: Path) -> threading.Lock:
     key = os.path.realpath(path)
     with _locks_guard:
         return _locks.setdefault(key, threading.Lock())
@@ -96,7 +96,7 @@ def append(run_dir: Path, record: dict) -> dict:
     record.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
     # ASCII JSON holds no raw newline: the line is one record, whatever the strings say
     line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
-    with _lock(path):
+    with _file_lock(path):
         try:
             created = not path.exists()
             if not created:
@@ -123,7 +123,7 @@ def read(run_dir: Path) -> list[dict]:
     """Every judgement in RUN_DIR/judgements.jsonl, in order ([] without the file). A torn
     last line is skipped; a damaged line elsewhere is a RunError naming the line."""
     path = Path(run_dir) / FILE
-    with _lock(path):
+    with _file_lock(path):
         return read_jsonl(path, warn=False)
 
 
@@ -140,7 +140,7 @@ def dedupe(records: list[dict]) -> list[dict]:
     return out
 
 
-def _bad(rec: dict, why: str) -> RunError:
+def _bad_judgement(rec: dict, why: str) -> RunError:
     return RunError(f"judgement {rec.get('id', '?')}: {why}; fix or delete that line")
 
 
@@ -170,7 +170,7 @@ def hype(records: list[dict], run_path: str) -> dict:
             continue
         truth, answer = rec.get("truth"), rec.get("answer")
         if truth not in ("real", "generated") or answer not in ("real", "generated"):
-            raise _bad(rec, "truth and answer must each be 'real' or 'generated'")
+            raise _bad_judgement(rec, "truth and answer must each be 'real' or 'generated'")
         n += 1
         n_real += truth == "real"
         wrong_real += truth == "real" and answer != truth
@@ -188,7 +188,9 @@ def hype(records: list[dict], run_path: str) -> dict:
     }
 
 
-def _fit(a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int, prior: float = 0.5) -> np.ndarray:
+def _bradley_terry_fit(
+    a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int, prior: float = 0.5
+) -> np.ndarray:
     """Bradley-Terry log-strengths (mean 0) of k players from games a[i] vs b[i] where a
     scored s[i] (1 win, 0.5 tie, 0 loss), by Hunter's MM update
         p_i <- W_i / sum_j N_ij / (p_i + p_j).
@@ -231,13 +233,15 @@ def bradley_terry(
             continue
         runs = rec.get("runs")
         if not (isinstance(runs, list) and len(runs) == 2 and all("path" in r for r in runs)):
-            raise _bad(rec, "a pairwise judgement needs 'runs': [left, right], each with a path")
+            raise _bad_judgement(
+                rec, "a pairwise judgement needs 'runs': [left, right], each with a path"
+            )
         left, right = runs[0]["path"], runs[1]["path"]
         if left == right or (allowed is not None and not {left, right} <= allowed):
             continue
         score = {"left": 1.0, "right": 0.0, "tie": 0.5}.get(rec.get("answer"))
         if score is None:
-            raise _bad(rec, "answer must be 'left', 'right' or 'tie'")
+            raise _bad_judgement(rec, "answer must be 'left', 'right' or 'tie'")
         for r in runs:
             names.setdefault(r["path"], r.get("name") or Path(r["path"]).name)
         games.append((left, right, score))
@@ -250,9 +254,11 @@ def bradley_terry(
     b = np.array([index[g[1]] for g in games])
     s = np.array([g[2] for g in games])
     k, n = len(players), len(games)
-    score = _fit(a, b, s, k)
+    score = _bradley_terry_fit(a, b, s, k)
     rng = np.random.default_rng(seed)
-    boot = np.array([_fit(a[i], b[i], s[i], k) for i in rng.integers(0, n, (n_boot, n))])
+    boot = np.array(
+        [_bradley_terry_fit(a[i], b[i], s[i], k) for i in rng.integers(0, n, (n_boot, n))]
+    )
     lo, hi = np.percentile(boot, [2.5, 97.5], axis=0) if n_boot else (score, score)
 
     def elo(x: float) -> float:
@@ -278,7 +284,7 @@ def bradley_terry(
     return {"n": n, "scores": out}
 
 
-def _resolved(rec: dict) -> dict:
+def _with_resolved_paths(rec: dict) -> dict:
     """A copy of ``rec`` with its runs' paths resolved (symlinks, "..", relative)."""
     rec = dict(rec)
     if isinstance(rec.get("run"), dict) and "path" in rec["run"]:
@@ -301,7 +307,7 @@ def summary(run_dirs: list[Path]) -> dict:
         s["hype"][str(Path("runs/vae").resolve())]["error_rate"]; s["bradley_terry"]["scores"]
     """
     paths = [str(Path(d).resolve()) for d in run_dirs]
-    records = dedupe([_resolved(r) for d in run_dirs for r in read(Path(d))])
+    records = dedupe([_with_resolved_paths(r) for d in run_dirs for r in read(Path(d))])
     return {
         "hype": {p: hype(records, p) for p in paths},
         "bradley_terry": bradley_terry(records, paths=paths),

@@ -18,8 +18,6 @@ Two parts, each saved with the protocol that makes it reproducible:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import time
@@ -64,7 +62,7 @@ def likelihood(run, corpus, progress: bool = True) -> dict[str, Any]:
     }
 
 
-def _reference(corpus, lengths: list[int]) -> list[str]:
+def _reference_texts(corpus, lengths: list[int]) -> list[str]:
     """Real held-out text cut to the given lengths (characters): the first validation
     documents, or evenly spaced pieces of one long validation text."""
     docs = [d for d in corpus.text.val if d.strip()]
@@ -114,7 +112,7 @@ def evaluate_text(
                 bar.update(min(BATCH, n - first))
         index = CorpusIndex(corpus.text.text("train"))
         record.update(text_metrics(samples, index))
-        reference = _reference(corpus, [max(1, len(s)) for s in samples])
+        reference = _reference_texts(corpus, [max(1, len(s)) for s in samples])
         record["reference"] = text_metrics(reference, index)
         record["mean_words"] = sum(len(words(s)) for s in samples) / max(1, n)
         record["samples_preview"] = samples[:3]
@@ -128,43 +126,3 @@ def evaluate_text(
     record["protocol"] = protocol
     record["time_s"] = round(time.perf_counter() - t0, 1)
     return record
-
-
-def text_key(metrics, n: int, seed: int, controls: dict, who: dict) -> str:
-    """A file name that differs whenever the protocol or the weights measured do
-    (``who``: ``Run.identity()``, with the weights file's sha256)."""
-    fields = {
-        "metrics": sorted(metrics),
-        "n": n,
-        "seed": seed,
-        "c": controls,
-        "w": who.get("weights"),
-        "sha": who.get("weights_sha256"),
-    }
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
-    return f"text-{'-'.join(sorted(metrics))}-n{n}-seed{seed}-{digest}"
-
-
-def cached_evaluate_text(
-    run,
-    *,
-    n: int,
-    seed: int = 0,
-    controls: dict | None = None,
-    metrics=("samples",),
-    progress: bool = True,
-) -> dict[str, Any]:
-    """``evaluate_text``, read from RUN/eval/ when this protocol was measured before on these
-    very weights."""
-    from genlab.fsutil import read_json, write_json
-
-    full = run.model.check_controls(dict(controls or {}))
-    path = run.path / "eval" / f"{text_key(metrics, n, seed, full, run.identity())}.json"
-    if path.exists():
-        return read_json(path)
-    rec = evaluate_text(
-        run, metrics=tuple(metrics), n=n, seed=seed, controls=controls, progress=progress
-    )
-    path.parent.mkdir(exist_ok=True)
-    write_json(path, rec)
-    return rec

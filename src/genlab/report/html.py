@@ -23,7 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from genlab.metrics.protocol import SAMPLE_METRICS, cached_evaluate_samples
+from genlab.evaluate import cached_evaluate_samples
+from genlab.metrics.protocol import SAMPLE_METRICS
 from genlab.outputs.audio import flip_frequency
 from genlab.outputs.images import make_grid, to_uint8
 from genlab.report.audio import CSS as AUDIO_CSS

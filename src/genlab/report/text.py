@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 
-from genlab.metrics.text_protocol import cached_evaluate_text
+from genlab.evaluate import cached_evaluate_text
 from genlab.report.plots import line_plot, measured_at, read_curves
 
 # (key, column title); shares in [0, 1] except the spans (words)

@@ -67,7 +67,7 @@ class Control:
 
 def cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX tiles): there bf16
-    matmuls run 2-3x faster than float32; elsewhere bf16 is emulated, and slower."""
+    matmuls run faster than float32; elsewhere bf16 is emulated, and slower."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(probe and probe())
 
@@ -75,8 +75,7 @@ def cpu_has_bf16_units() -> bool:
 def fusable(params) -> bool:
     """Whether PyTorch's fused Adam/AdamW kernel can update ``params``: floating-point
     tensors on a CPU or a CUDA device. One kernel for every tensor instead of a dozen ops
-    per tensor: 3x faster than the default on this 2-core CPU (0.45 against 1.4 ms a step
-    for the 0.8M-parameter GPT), which is 3-5% of a small model's training step."""
+    per tensor, so the optimizer's share of a small model's training step shrinks."""
     params = list(params)
     return bool(params) and all(
         p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params

@@ -228,7 +228,7 @@ class GAN(GenerativeModel):
 
     family = "gan"
     config_class = GANConfig
-    # bf16 on an AMX CPU: 1.44-1.57x the steps/s at equal FID (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal FID (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     has_latent = True
     owns_step = True
@@ -252,7 +252,7 @@ class GAN(GenerativeModel):
         ),
     }
     presets = {
-        # 8x8 digits on two CPU cores in a few minutes
+        # 8x8 digits, sized for two CPU cores
         "default": {
             "train.steps": 3000,
             "train.batch_size": 64,

@@ -63,7 +63,7 @@ class VAE(GenerativeModel):
 
     family = "vae"
     config_class = VAEConfig
-    # bf16 on an AMX CPU: 1.20-1.26x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     has_latent = True
     sweep = ("temperature", (0.5, 0.75, 1.0, 1.25, 1.5))
@@ -74,7 +74,7 @@ class VAE(GenerativeModel):
         ),
     }
     presets = {
-        # 8x8 digits in about a minute on two CPU cores (88k parameters)
+        # 8x8 digits, sized for two CPU cores (88k parameters)
         "default": {
             "train.steps": 2000,
             "train.batch_size": 128,

@@ -70,7 +70,7 @@ class Diffusion(GenerativeModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
-    # bf16 on an AMX CPU: 1.12-1.16x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     sweep = ("sampling_steps", (5, 10, 20, 50, 100))
     # the report sweeps these as well (one plot each), beside ``sweep``
@@ -98,7 +98,7 @@ class Diffusion(GenerativeModel):
         ),
     }
     presets = {
-        # 8x8 digits on two CPU cores in under 10 minutes
+        # 8x8 digits, sized for two CPU cores
         "default": {
             "train.steps": 1200,
             "model.blocks": 1,

@@ -25,6 +25,12 @@ def resolution_levels(size: int, smallest: int = 4) -> list[int]:
     return sizes
 
 
+def level_widths(width: int, max_width: int, levels: int) -> list[int]:
+    """Channels at each of ``levels`` resolution levels: ``width`` at full resolution,
+    doubled at each halving, at most ``max_width``. (32, 256, 4) -> [32, 64, 128, 256]."""
+    return [min(width * 2**i, max_width) for i in range(levels)]
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, is_causal: bool = False, p: float = 0.0
 ) -> torch.Tensor:

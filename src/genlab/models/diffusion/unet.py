@@ -25,6 +25,7 @@ from genlab.models.layers import (
     Upsample,
     attention,
     group_norm,
+    level_widths,
     resolution_levels,
 )
 
@@ -79,7 +80,7 @@ class UNet(nn.Module):
     ):
         super().__init__()
         levels = resolution_levels(size)
-        widths = [min(width * 2**i, max_width) for i in range(len(levels))]
+        widths = level_widths(width, max_width, len(levels))
         emb = 4 * width
         self.width, self.num_classes = width, num_classes
         self.time_mlp = nn.Sequential(nn.Linear(width, emb), nn.SiLU(), nn.Linear(emb, emb))

@@ -21,6 +21,7 @@ from torch import nn
 
 from genlab.data import DataInfo  # noqa: F401  (re-exported: models are built from it)
 from genlab.errors import ConfigError
+from genlab.models.layers import label_tensor, slerp
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Control:
 
 def cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX tiles): there bf16
-    matmuls run 2-3x faster than float32; elsewhere bf16 is emulated, and slower."""
+    matmuls run faster than float32; elsewhere bf16 is emulated, and slower."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(probe and probe())
 
@@ -75,8 +76,7 @@ def cpu_has_bf16_units() -> bool:
 def fusable(params) -> bool:
     """Whether PyTorch's fused Adam/AdamW kernel can update ``params``: floating-point
     tensors on a CPU or a CUDA device. One kernel for every tensor instead of a dozen ops
-    per tensor: 3x faster than the default on this 2-core CPU (0.45 against 1.4 ms a step
-    for the 0.8M-parameter GPT), which is 3-5% of a small model's training step."""
+    per tensor, so the optimizer's share of a small model's training step shrinks."""
     params = list(params)
     return bool(params) and all(
         p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
@@ -185,6 +185,91 @@ class GenerativeModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+# the "label" control of every image family
+LABEL = Control(int, None, "class of each sample (conditional models)", 0, None, many=True)
+# how the image families' "tiny" presets (a pipeline check) evaluate, sample, save and log
+TINY_IMAGE_TRAIN = {
+    "train.eval_every": 10,
+    "train.sample_every": 10,
+    "train.checkpoint_every": 10,
+    "train.log_every": 1,
+    "train.grid_size": 16,
+}
+
+
+class ImageModel(GenerativeModel):
+    """Base of the image families (vae, gan, diffusion), whose configs have
+    ``conditional``: the images and labels they can be built for, and the labels of the
+    images they draw (the ``label`` control)."""
+
+    def __init__(self, config: Any, info: DataInfo, *, name: str, any_channels: bool = False):
+        """A ConfigError unless ``info`` is square images of 8x8 to 64x64 (with 1 or 3
+        channels unless ``any_channels``), labelled if the model is conditional; ``name`` is
+        what the message calls the model ("the GAN")."""
+        super().__init__(config, info)
+        c, h, w = info.shape
+        if h != w or not 8 <= h <= 64 or not any_channels and c not in (1, 3):
+            takes = "" if any_channels else " with 1 or 3 channels"
+            got = f"{h}x{w}" if any_channels else f"{c}x{h}x{w}"
+            raise ConfigError(
+                f"{name} takes square images from 8x8 to 64x64{takes}, got {got}; "
+                "resize with data.size=N"
+            )
+        if config.conditional and info.num_classes == 0:
+            raise ConfigError("model.conditional=true needs labelled data (class subfolders or y)")
+
+    def _labels_of(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """The batch's labels for a conditional model; None for an unconditional one."""
+        return batch.get("y") if self.config.conditional else None
+
+    def _labels(self, n: int, label) -> torch.Tensor | None:
+        """The ``label`` control as the labels of ``n`` samples (see ``label_tensor``)."""
+        k = self.info.num_classes
+        return label_tensor(n, label, k, self.config.conditional, self.family, self.device)
+
+
+class LatentImageModel(ImageModel):
+    """An image family that maps latent draws to images (vae, gan). It gives
+    ``latents(n, generator=, **knobs)`` (the draws ``sample`` starts from) and
+    ``_images(z, y)``; mapping latents to images and interpolating between them are the
+    same for each, written here."""
+
+    has_latent = True
+
+    def latents(self, n: int, *, generator: torch.Generator | None = None, **knobs: Any):
+        """The latent draws (N, D) that ``sample`` maps to images."""
+        raise NotImplementedError
+
+    def _images(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] from latents ``z`` (N, D) and labels ``y`` (N,)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def from_latents(self, z: torch.Tensor, label: int | list[int] | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] from latents ``z``."""
+        return self._images(z, self._labels(len(z), label))
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        rows: int,
+        steps: int,
+        *,
+        generator: torch.Generator | None = None,
+        label: int | list[int] | None = None,
+        **knobs: Any,
+    ) -> torch.Tensor:
+        """``rows`` spherical interpolations between two latent draws (``latents`` with
+        ``knobs``: temperature, truncation), ``steps`` images each: (rows * steps, C, H, W),
+        row-major, one label a row."""
+        z0, z1 = (self.latents(rows, generator=generator, **knobs) for _ in "ab")
+        t = torch.linspace(0, 1, steps, device=self.device)
+        z = torch.stack([slerp(z0, z1, ti) for ti in t], dim=1).flatten(0, 1)
+        labels = self._labels(rows, label)
+        y = labels.repeat_interleave(steps) if labels is not None else None
+        return self._images(z, y)
 
 
 def config_with_defaults(cls: type, **kw: Any) -> Any:

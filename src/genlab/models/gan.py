@@ -25,9 +25,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.config import check_range
-from genlab.errors import ConfigError
-from genlab.models.base import Control, DataInfo, GenerativeModel, fusable
-from genlab.models.layers import group_norm, label_tensor, resolution_levels, slerp
+from genlab.models.base import LABEL, TINY_IMAGE_TRAIN, Control, DataInfo, LatentImageModel, fusable
+from genlab.models.layers import group_norm, level_widths, resolution_levels
 from genlab.registry import register
 
 Loss = Literal["ns", "hinge", "wgan-gp"]
@@ -151,7 +150,7 @@ class Generator(nn.Module):
             )
             return
         sizes = resolution_levels(h)
-        widths = [min(cfg.width * 2**i, cfg.max_width) for i in range(len(sizes))]
+        widths = level_widths(cfg.width, cfg.max_width, len(sizes))
         self.bottom = (widths[-1], sizes[-1], sizes[-1])
         norm = {"batch": nn.BatchNorm2d, "group": group_norm, "none": lambda c: nn.Identity()}
         norm = norm[cfg.g_norm]
@@ -197,7 +196,7 @@ class Discriminator(nn.Module):
             )
         else:
             sizes = resolution_levels(h)
-            widths = [min(cfg.width * 2**i, cfg.max_width) for i in range(len(sizes))]
+            widths = level_widths(cfg.width, cfg.max_width, len(sizes))
             layers: list[nn.Module] = [sn(nn.Conv2d(c, widths[0], 3, padding=1))]
             for i in range(len(sizes) - 1):
                 layers += [
@@ -223,14 +222,13 @@ class Discriminator(nn.Module):
 
 
 @register
-class GAN(GenerativeModel):
+class GAN(LatentImageModel):
     """DCGAN-style GAN: non-saturating, hinge or WGAN-GP loss; conditional; truncation."""
 
     family = "gan"
     config_class = GANConfig
-    # bf16 on an AMX CPU: 1.44-1.57x the steps/s at equal FID (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal FID (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
-    has_latent = True
     owns_step = True
     selects_best = False  # a GAN's validation loss says nothing about its samples
     progress_keys = ("d_real", "d_fake", "diversity")
@@ -247,12 +245,10 @@ class GAN(GenerativeModel):
             0.01,
             10.0,
         ),
-        "label": Control(
-            int, None, "class of each sample (conditional models)", 0, None, many=True
-        ),
+        "label": LABEL,
     }
     presets = {
-        # 8x8 digits on two CPU cores in a few minutes
+        # 8x8 digits, sized for two CPU cores
         "default": {
             "train.steps": 3000,
             "train.batch_size": 64,
@@ -272,11 +268,7 @@ class GAN(GenerativeModel):
             "model.latent_dim": 8,
             "train.warmup_steps": 0,
             "train.grad_clip": 0.0,
-            "train.eval_every": 10,
-            "train.sample_every": 10,
-            "train.checkpoint_every": 10,
-            "train.log_every": 1,
-            "train.grid_size": 16,
+            **TINY_IMAGE_TRAIN,
         },
         # MNIST-sized images
         "mnist": {
@@ -307,23 +299,12 @@ class GAN(GenerativeModel):
     }
 
     def __init__(self, config: GANConfig, info: DataInfo):
-        super().__init__(config, info)
-        c, h, w = info.shape
-        if h != w or not 8 <= h <= 64 or c not in (1, 3):
-            raise ConfigError(
-                f"the GAN takes square images from 8x8 to 64x64 with 1 or 3 channels, got "
-                f"{c}x{h}x{w}; resize with data.size=N"
-            )
-        if config.conditional and info.num_classes == 0:
-            raise ConfigError("model.conditional=true needs labelled data (class subfolders or y)")
+        super().__init__(config, info, name="the GAN")
         k = info.num_classes if config.conditional else 0
         self.generator = Generator(config, info.shape, k)
         self.discriminator = Discriminator(config, info.shape, k)
 
     # -- losses ------------------------------------------------------------------------
-    def _labels_of(self, batch) -> torch.Tensor | None:
-        return batch.get("y") if self.config.conditional else None
-
     def _d(self, x: torch.Tensor, y) -> torch.Tensor:
         return self.discriminator(diff_augment(x, self.config.diffaug), y)
 
@@ -433,10 +414,6 @@ class GAN(GenerativeModel):
         return None
 
     # -- sampling ----------------------------------------------------------------------
-    def _labels(self, n: int, label) -> torch.Tensor | None:
-        k = self.info.num_classes
-        return label_tensor(n, label, k, self.config.conditional, self.family, self.device)
-
     @torch.no_grad()
     def sample(
         self,
@@ -454,29 +431,7 @@ class GAN(GenerativeModel):
         """The latent draws ``sample`` maps to images (N, latent_dim)."""
         return truncated_normal(n, self.config.latent_dim, truncation, generator, self.device)
 
-    @torch.no_grad()
-    def from_latents(self, z: torch.Tensor, label: int | list[int] | None = None) -> torch.Tensor:
-        """Images (N, C, H, W) in [-1, 1] from latents ``z``."""
-        return self.generator(z, self._labels(len(z), label))
-
-    @torch.no_grad()
-    def interpolate(
-        self,
-        rows: int,
-        steps: int,
-        *,
-        generator: torch.Generator | None = None,
-        truncation: float | None = None,
-        label: int | list[int] | None = None,
-    ) -> torch.Tensor:
-        """``rows`` spherical interpolations between two latent draws, ``steps`` images
-        each: (rows * steps, C, H, W), row-major."""
-        d = self.config.latent_dim
-        z0, z1 = (truncated_normal(rows, d, truncation, generator, self.device) for _ in "ab")
-        t = torch.linspace(0, 1, steps, device=self.device)
-        z = torch.stack([slerp(z0, z1, ti) for ti in t], dim=1).flatten(0, 1)
-        labels = self._labels(rows, label)
-        y = labels.repeat_interleave(steps) if labels is not None else None
+    def _images(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.generator(z, y)
 
 

@@ -25,16 +25,21 @@ def resolution_levels(size: int, smallest: int = 4) -> list[int]:
     return sizes
 
 
+def level_widths(width: int, max_width: int, levels: int) -> list[int]:
+    """Channels at each of ``levels`` resolution levels: ``width`` at full resolution,
+    doubled at each halving, at most ``max_width``. (32, 256, 4) -> [32, 64, 128, 256]."""
+    return [min(width * 2**i, max_width) for i in range(levels)]
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, is_causal: bool = False, p: float = 0.0
 ) -> torch.Tensor:
     """``scaled_dot_product_attention`` (fused kernels on CPU and GPU; dropout ``p``), with
     one rule for training under CPU bf16 autocast: PyTorch's CPU flash-attention backward
-    is 4-17x slower in bf16 than in float32 at these models' sizes (the GPT's 12 x 4 heads
-    x 64 tokens x 32: 4.4 against 0.9 ms forward and backward; the U-Net's 128 x 1 x 64
-    pixels x 16: 11.3 against 1.4 ms), which undid bf16's gain in the matmuls. So while
-    gradients are on, attention runs in float32; without them (sampling, validation) it
-    stays in bf16, whose forward kernel is the faster."""
+    is slower in bf16 than in float32 at these models' sizes (the GPT's and the U-Net's),
+    which undid bf16's gain in the matmuls. So while gradients are on, attention runs in
+    float32; without them (sampling, validation) it stays in bf16, whose forward kernel is
+    the faster."""
     if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
         with torch.autocast("cpu", enabled=False):
             y = F.scaled_dot_product_attention(

@@ -22,14 +22,14 @@ from torch import nn
 
 from genlab.config import check_range
 from genlab.errors import ConfigError
-from genlab.models.base import Control, DataInfo, GenerativeModel
+from genlab.models.base import LABEL, TINY_IMAGE_TRAIN, Control, DataInfo, LatentImageModel
 from genlab.models.layers import (
     Downsample,
     ResBlock,
     Upsample,
-    label_tensor,
+    group_norm,
+    level_widths,
     resolution_levels,
-    slerp,
 )
 from genlab.registry import register
 
@@ -58,23 +58,20 @@ class VAEConfig:
 
 
 @register
-class VAE(GenerativeModel):
+class VAE(LatentImageModel):
     """Convolutional VAE: Gaussian latent, Bernoulli/Gaussian/logistic decoder, optional labels."""
 
     family = "vae"
     config_class = VAEConfig
-    # bf16 on an AMX CPU: 1.20-1.26x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
-    has_latent = True
     sweep = ("temperature", (0.5, 0.75, 1.0, 1.25, 1.5))
     controls = {
         "temperature": Control(float, 1.0, "std of the prior draw z ~ N(0, T^2 I)", 0.0, 10.0),
-        "label": Control(
-            int, None, "class of each sample (conditional models)", 0, None, many=True
-        ),
+        "label": LABEL,
     }
     presets = {
-        # 8x8 digits in about a minute on two CPU cores (88k parameters)
+        # 8x8 digits, sized for two CPU cores (88k parameters)
         "default": {
             "train.steps": 2000,
             "train.batch_size": 128,
@@ -92,11 +89,7 @@ class VAE(GenerativeModel):
             "model.width": 8,
             "model.latent_dim": 4,
             "train.warmup_steps": 2,
-            "train.eval_every": 10,
-            "train.sample_every": 10,
-            "train.checkpoint_every": 10,
-            "train.log_every": 1,
-            "train.grid_size": 16,
+            **TINY_IMAGE_TRAIN,
         },
         # MNIST-sized images: a wider, deeper network and a longer run
         "mnist": {
@@ -133,20 +126,13 @@ class VAE(GenerativeModel):
     }
 
     def __init__(self, config: VAEConfig, info: DataInfo):
-        super().__init__(config, info)
-        c, h, w = info.shape
-        if h != w or not 8 <= h <= 64:
-            raise ConfigError(
-                f"the VAE takes square images from 8x8 to 64x64, got {h}x{w}; "
-                "resize with data.size=N"
-            )
-        if config.conditional and info.num_classes == 0:
-            raise ConfigError("model.conditional=true needs labelled data (class subfolders or y)")
+        super().__init__(config, info, name="the VAE", any_channels=True)
+        c, h, _ = info.shape
         self.likelihood = config.likelihood
         if self.likelihood == "auto":
             self.likelihood = "bernoulli" if c == 1 else "logistic"
         sizes = resolution_levels(h)
-        widths = [min(config.width * 2**i, config.max_width) for i in range(len(sizes))]
+        widths = level_widths(config.width, config.max_width, len(sizes))
         self.bottom = (widths[-1], sizes[-1], sizes[-1])
         n_cls = info.num_classes if config.conditional else 0
         self.label_emb = nn.Embedding(n_cls, 32) if n_cls else None
@@ -159,7 +145,7 @@ class VAE(GenerativeModel):
             enc += [ResBlock(widths[i], dropout=d) for _ in range(config.blocks)]
             if i + 1 < len(sizes):
                 enc.append(Downsample(widths[i], widths[i + 1]))
-        enc += [nn.GroupNorm(math.gcd(widths[-1], 32), widths[-1]), nn.SiLU(), nn.Flatten()]
+        enc += [group_norm(widths[-1]), nn.SiLU(), nn.Flatten()]
         self.encoder = nn.Sequential(*enc)
         flat = widths[-1] * sizes[-1] ** 2
         self.to_posterior = nn.Linear(flat + emb, 2 * config.latent_dim)
@@ -173,7 +159,7 @@ class VAE(GenerativeModel):
                 dec.append(Upsample(widths[i], widths[i - 1]))
         out_ch = c if self.likelihood == "bernoulli" else 2 * c  # logits, or mean + log-scale
         dec += [
-            nn.GroupNorm(math.gcd(widths[0], 32), widths[0]),
+            group_norm(widths[0]),
             nn.SiLU(),
             nn.Conv2d(widths[0], out_ch, 3, padding=1),
         ]
@@ -226,7 +212,7 @@ class VAE(GenerativeModel):
     # -- protocol ---------------------------------------------------------
     def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         x = self._prepare(batch["x"])
-        y = batch.get("y") if self.label_emb is not None else None
+        y = self._labels_of(batch)
         mu, logvar = self.encode(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterization
         rec = -self.log_px(x, self.decode(z, y)).mean()  # nats per image
@@ -259,43 +245,14 @@ class VAE(GenerativeModel):
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
         return z * temperature
 
-    @torch.no_grad()
-    def from_latents(self, z: torch.Tensor, label: int | list[int] | None = None) -> torch.Tensor:
-        """Images (N, C, H, W) in [-1, 1] decoded from latents ``z``."""
-        return self.mean_image(self.decode(z, self._labels(len(z), label)))
+    def _images(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.mean_image(self.decode(z, y))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the posterior mean of each image: (B, C, H, W) in [-1, 1]."""
         mu, _ = self.encode(self._prepare(x), y)
         return self.mean_image(self.decode(mu, y))
-
-    @torch.no_grad()
-    def interpolate(
-        self,
-        rows: int,
-        steps: int,
-        *,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-        label: int | list[int] | None = None,
-    ) -> torch.Tensor:
-        """``rows`` spherical interpolations between two prior draws, ``steps`` images each:
-        (rows * steps, C, H, W), row-major."""
-        z0, z1 = (
-            torch.randn(rows, self.config.latent_dim, generator=generator, device=self.device)
-            * temperature
-            for _ in range(2)
-        )
-        t = torch.linspace(0, 1, steps, device=self.device)
-        z = torch.stack([slerp(z0, z1, ti) for ti in t], dim=1).flatten(0, 1)
-        labels = self._labels(rows, label)
-        y = labels.repeat_interleave(steps) if labels is not None else None
-        return self.mean_image(self.decode(z, y))
-
-    def _labels(self, n: int, label) -> torch.Tensor | None:
-        k = self.info.num_classes
-        return label_tensor(n, label, k, self.label_emb is not None, self.family, self.device)
 
     # -- likelihood -------------------------------------------------------
     @torch.no_grad()

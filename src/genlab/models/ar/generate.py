@@ -72,7 +72,55 @@ def filter_logits(
     return logits
 
 
-@torch.inference_mode()  # no autograd bookkeeping at all: ~10% faster per token than no_grad
+def _next_logits(model, buf, start: int, length: int, state, use_cache: bool):
+    """Logits (B, V) of the token after the window ``buf[:, start:length]`` and the state to
+    pass next time: from the cache, one token's work, when there is one; else the window
+    from scratch (and no state kept without ``use_cache``)."""
+    if use_cache and state is not None:
+        return model.step(buf[:, length - 1 : length], state)
+    logits, state = model.step(buf[:, start:length], None)
+    return logits, (state if use_cache else None)
+
+
+def _ban_ngrams(logits: torch.Tensor, history: list[list[int]], n: int, vocab: int) -> list[bool]:
+    """Set to -inf, in place, the logits of the tokens that would repeat an n-gram of each
+    sequence; returns for each whether every token would (it is stuck, nothing to draw)."""
+    stuck = [False] * len(history)
+    for i, banned in enumerate(_banned_by_ngrams(history, n)):
+        if len(set(banned)) >= vocab:
+            stuck[i] = True
+            logits[i] = 0.0  # a finite row to draw from; the draw is dropped
+        elif banned:
+            logits[i, banned] = float("-inf")
+    return stuck
+
+
+def _draw(logits, temperature, top_k, top_p, min_p, generator, want_probs: bool):
+    """The next token of each sequence (B,) and the distribution it was drawn from (B, V)
+    (greedy: the plain softmax, and only if ``want_probs``)."""
+    if temperature == 0:
+        return logits.argmax(-1), (logits.softmax(-1) if want_probs else None)
+    probs = filter_logits(logits / temperature, top_k, top_p, min_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1), probs
+
+
+def _record(tokens, out, done, history, stuck, eot_id, on_token) -> None:
+    """Each sequence's drawn token into its history and, while it has not ended, into its
+    output; it ends at ``eot_id``, when stuck, or where ``on_token`` says so."""
+    for i, t in enumerate(tokens):
+        if history is not None:
+            history[i].append(t)
+        if done[i]:
+            continue
+        if t == eot_id or stuck[i]:
+            done[i] = True
+            continue
+        out[i].append(t)
+        if on_token is not None and on_token(i, t):
+            done[i] = True
+
+
+@torch.inference_mode()  # no autograd bookkeeping at all: lighter per token than no_grad
 def generate(
     model,
     prompts: list[list[int]],
@@ -122,48 +170,24 @@ def generate(
     for _ in range(max_new_tokens):
         if block is not None and length - start > block:
             start, state = length - block // 2, None  # full: keep the newest half
-        if use_cache and state is not None:
-            logits, state = model.step(buf[:, length - 1 : length], state)
-        else:
-            logits, state = model.step(buf[:, start:length], None)
-            if not use_cache:
-                state = None
+        logits, state = _next_logits(model, buf, start, length, state, use_cache)
         if logits.dtype != torch.float32:
             logits = logits.float()
         if seen is not None:
             logits = _penalize_repeats(logits, seen, repetition_penalty)
         stuck = [False] * b  # every token would repeat an n-gram: nothing left to draw
         if history is not None:
-            for i, banned in enumerate(_banned_by_ngrams(history, no_repeat_ngram)):
-                if len(set(banned)) >= vocab:
-                    stuck[i] = True
-                    logits[i] = 0.0  # a finite row to draw from; the draw is dropped
-                elif banned:
-                    logits[i, banned] = float("-inf")
-        if temperature == 0:
-            nxt = logits.argmax(-1)
-            probs = logits.softmax(-1) if on_probs is not None else None
-        else:
-            logits = filter_logits(logits / temperature, top_k, top_p, min_p)
-            probs = logits.softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            stuck = _ban_ngrams(logits, history, no_repeat_ngram, vocab)
+        nxt, probs = _draw(
+            logits, temperature, top_k, top_p, min_p, generator, on_probs is not None
+        )
         if on_probs is not None:
             on_probs(probs, nxt)
         buf[:, length] = nxt
         length += 1
         if seen is not None:
             seen.scatter_(1, nxt[:, None], True)
-        for i, t in enumerate(nxt.tolist()):
-            if history is not None:
-                history[i].append(t)
-            if done[i]:
-                continue
-            if t == eot_id or stuck[i]:
-                done[i] = True
-                continue
-            out[i].append(t)
-            if on_token is not None and on_token(i, t):
-                done[i] = True
+        _record(nxt.tolist(), out, done, history, stuck, eot_id, on_token)
         if all(done):
             break
     return out

@@ -112,9 +112,8 @@ class Block(nn.Module):
 
     def forward(self, x, cache=None, layer=0):
         x = x + self.attn(self.ln1(x), cache, layer)
-        # the MLP; the exact (erf) GELU, as nanoGPT: PyTorch's CPU kernel for it is 2-4x
-        # faster than the tanh form's on a training batch (12 x 64 x 512: 0.32 against 0.77
-        # ms forward and backward), and the two differ by less than 1e-3
+        # the MLP; the exact (erf) GELU, as nanoGPT: PyTorch's CPU kernel for it is faster
+        # than the tanh form's on a training batch, and the two differ by less than 1e-3
         h = self.fc_out(F.gelu(self.fc(self.ln2(x)), approximate=self.approximate))
         return x + _drop(h, self.dropout, self.training)
 
@@ -142,7 +141,7 @@ class GPT(LanguageModel):
 
     family = "gpt"
     config_class = GPTConfig
-    # bf16 on an AMX CPU: 1.76-1.82x the steps/s at equal loss (cpu preset, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (cpu preset, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     presets = {
         # a small GPT with nanoGPT's context of 256 (Tiny Shakespeare unless --data says
@@ -172,7 +171,7 @@ class GPT(LanguageModel):
         },
         # nanoGPT's CPU model (4 layers, width 128, context 64; 0.8M parameters) trained
         # for time, not tokens: 600 steps of 32 x 64 at lr 5e-3 reach the validation loss
-        # of nanoGPT's 2,000-step CPU recipe in under half its time (README; with
+        # of nanoGPT's 2,000-step CPU recipe sooner (the README has the figures; with
         # train.precision=auto, bf16 on a CPU with AMX units)
         "fast": {
             **_SMALL,
@@ -183,7 +182,7 @@ class GPT(LanguageModel):
             "train.lr": 5e-3,
             **_ADAMW,
             "train.warmup_steps": 50,
-            "train.eval_every": 200,  # each pass over the validation split costs ~0.8 s
+            "train.eval_every": 200,  # each pass over the validation split takes time
             "train.sample_every": 600,
             "train.checkpoint_every": 600,
         },

@@ -45,7 +45,7 @@ class RNN(LanguageModel):
 
     family = "rnn"
     config_class = RNNConfig
-    # bf16 on an AMX CPU: 1.88-2.19x the steps/s at equal loss (demo's LSTM, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (demo's LSTM, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     presets = {
         "default": {
@@ -96,9 +96,9 @@ class RNN(LanguageModel):
         ):
             # PyTorch's CPU GRU has no fused bf16 kernel (the LSTM has oneDNN's): under bf16
             # autocast it runs a (B, H) x (H, 3H) product and casts per step and layer, which
-            # at the default preset's batch of 12 (2 x 256) trained 10% slower than float32
-            # (65.9 against 59.7 ms a step; 58.4 with this); at a batch of 32 bf16 was 13-19%
-            # faster instead. Float32 is never the slower: the GRU runs in float32
+            # at the default preset's batch of 12 (2 x 256) trained slower than float32; at a
+            # batch of 32 bf16 was the faster instead. Float32 is never the slower: the GRU
+            # runs in float32
             with torch.autocast("cpu", enabled=False):
                 h, state = self.rnn(x.float(), state)
         else:

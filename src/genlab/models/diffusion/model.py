@@ -23,12 +23,11 @@ import torch.nn.functional as F
 
 from genlab.config import check_range
 from genlab.errors import ConfigError
-from genlab.models.base import Control, DataInfo, GenerativeModel
+from genlab.models.base import LABEL, TINY_IMAGE_TRAIN, Control, DataInfo, ImageModel
 from genlab.models.diffusion.sampler import SAMPLERS, ddim_invert
 from genlab.models.diffusion.sampler import sample as run_sampler
 from genlab.models.diffusion.schedule import NoiseSchedule
 from genlab.models.diffusion.unet import UNet
-from genlab.models.layers import label_tensor
 from genlab.registry import register
 
 DEFAULT_GUIDANCE = 2.0
@@ -65,12 +64,12 @@ class DiffusionConfig:
 
 
 @register
-class Diffusion(GenerativeModel):
+class Diffusion(ImageModel):
     """A U-Net denoiser trained on one noise schedule, sampled by DDPM, DDIM or DPM++."""
 
     family = "diffusion"
     config_class = DiffusionConfig
-    # bf16 on an AMX CPU: 1.12-1.16x the steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
+    # bf16 on an AMX CPU: more steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     sweep = ("sampling_steps", (5, 10, 20, 50, 100))
     # the report sweeps these as well (one plot each), beside ``sweep``
@@ -93,12 +92,10 @@ class Diffusion(GenerativeModel):
             0.0,
             50.0,
         ),
-        "label": Control(
-            int, None, "class of each sample (conditional models)", 0, None, many=True
-        ),
+        "label": LABEL,
     }
     presets = {
-        # 8x8 digits on two CPU cores in under 10 minutes
+        # 8x8 digits, sized for two CPU cores
         "default": {
             "train.steps": 1200,
             "model.blocks": 1,
@@ -117,11 +114,7 @@ class Diffusion(GenerativeModel):
             "model.blocks": 1,
             "model.timesteps": 50,
             "train.warmup_steps": 0,
-            "train.eval_every": 10,
-            "train.sample_every": 10,
-            "train.checkpoint_every": 10,
-            "train.log_every": 1,
-            "train.grid_size": 16,
+            **TINY_IMAGE_TRAIN,
         },
         # MNIST-sized images (a GPU run)
         "mnist": {
@@ -139,15 +132,8 @@ class Diffusion(GenerativeModel):
     }
 
     def __init__(self, config: DiffusionConfig, info: DataInfo):
-        super().__init__(config, info)
-        c, h, w = info.shape
-        if h != w or not 8 <= h <= 64 or c not in (1, 3):
-            raise ConfigError(
-                f"the diffusion U-Net takes square images from 8x8 to 64x64 with 1 or 3 "
-                f"channels, got {c}x{h}x{w}; resize with data.size=N"
-            )
-        if config.conditional and info.num_classes == 0:
-            raise ConfigError("model.conditional=true needs labelled data (class subfolders or y)")
+        super().__init__(config, info, name="the diffusion U-Net")
+        c, h, _ = info.shape
         self.schedule = NoiseSchedule(config.schedule, config.timesteps)
         self.net = UNet(
             c,
@@ -183,7 +169,7 @@ class Diffusion(GenerativeModel):
             g = torch.Generator(device=x0.device).manual_seed(0)
         t = torch.randint(0, cfg.timesteps, (n,), device=x0.device, generator=g)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
-        y = batch.get("y") if cfg.conditional else None
+        y = self._labels_of(batch)
         if y is not None and self.training and cfg.label_dropout > 0:
             drop = torch.rand(n, device=x0.device) < cfg.label_dropout
             y = torch.where(drop, torch.full_like(y, self.info.num_classes), y)
@@ -223,11 +209,6 @@ class Diffusion(GenerativeModel):
             return self.schedule.split(out.float(), x, t, self.config.prediction)
 
         return denoise
-
-    def _labels(self, n: int, label) -> torch.Tensor | None:
-        return label_tensor(
-            n, label, self.info.num_classes, self.config.conditional, self.family, self.device
-        )
 
     def _check(self, sampling_steps: int, guidance: float | None = None) -> None:
         if guidance is not None and not self.config.conditional:

@@ -25,6 +25,7 @@ from genlab.models.layers import (
     Upsample,
     attention,
     group_norm,
+    level_widths,
     resolution_levels,
 )
 
@@ -59,8 +60,7 @@ class Attention(nn.Module):
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
         qkv = self.qkv(tokens).view(b, h * w, 3, self.heads, c // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, HW, head_dim)
-        # (float32 while training under CPU bf16: without that rule, the default preset's
-        # step on digits took 178 ms in bf16 against 129 in float32; with it, 105)
+        # (float32 while training under CPU bf16: see ``attention``)
         a = attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
         return x + self.out(a).transpose(1, 2).reshape(b, c, h, w)
 
@@ -80,7 +80,7 @@ class UNet(nn.Module):
     ):
         super().__init__()
         levels = resolution_levels(size)
-        widths = [min(width * 2**i, max_width) for i in range(len(levels))]
+        widths = level_widths(width, max_width, len(levels))
         emb = 4 * width
         self.width, self.num_classes = width, num_classes
         self.time_mlp = nn.Sequential(nn.Linear(width, emb), nn.SiLU(), nn.Linear(emb, emb))

@@ -4,6 +4,7 @@ WAV files (a folder, one .wav), an .npz of waveforms, or a spectrogram grid (.pn
     spec = Spectrogram.from_dict(run.info.audio)                     # an audio run's transform
     save_audio_batches(iter([(x, y)]), "sevens/", len(x), spec)      # sevens/000000.wav, ...
     write_wav("one.wav", wave, spec.sample_rate)                     # 16-bit PCM, clipped to [-1, 1]
+    wav_data_uri(wave, spec.sample_rate)                             # the same WAV, as a data: URI
 
 The phase starts from its own generator (seeded by the sampling seed), never the sampling
 one, so a seed gives the same spectrograms whichever output is written, and the same sound
@@ -12,6 +13,7 @@ on any device.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tempfile
@@ -26,6 +28,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.outputs.images import GRID_MAX, npy_bytes, save_array, to_uint8
+from genlab.outputs.provenance import data_uri
 
 if TYPE_CHECKING:
     from genlab.data.spectrogram import Spectrogram
@@ -58,6 +61,11 @@ def wav_bytes(wave: np.ndarray, rate: int) -> bytes:
     return buf.getvalue()
 
 
+def wav_data_uri(wave: np.ndarray, rate: int) -> str:
+    """``wave`` as a 16-bit WAV in a data: URI (a page plays it without a file)."""
+    return data_uri(wav_bytes(wave, rate), "audio/wav")
+
+
 def write_wav(path: str | Path, wave: np.ndarray, rate: int) -> Path:
     """Write ``wave`` as a 16-bit PCM WAV (whole or not at all: a temporary file replaces
     ``path``)."""
@@ -84,6 +92,16 @@ def to_waves(
 def phase_generator(seed: int) -> torch.Generator:
     """Griffin-Lim's own generator (CPU: the same phase on any device) for sampling ``seed``."""
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + 7)
+
+
+def spectrogram_picture(spec: Spectrogram, wave: np.ndarray) -> np.ndarray:
+    """(F, T', 1) uint8 of a waveform of any length, normalised as the run's images and drawn
+    low frequencies at the bottom (a said text is longer than one clip)."""
+    length = max(spec.n_fft, -(-len(wave) // spec.hop) * spec.hop)
+    padded = np.zeros(length, np.float32)
+    padded[: len(wave)] = wave
+    img = dataclasses.replace(spec, samples=length).to_image(torch.from_numpy(padded)[None])
+    return flip_frequency(to_uint8(img))[0]
 
 
 def _audio_kinds() -> str:

@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from genlab.errors import GenlabError
+from genlab.serve.generate import generate_job
 from genlab.serve.jobs import JobQueue
 from genlab.serve.limits import MAX_NEW_TOKENS, MAX_PROMPT, MAX_SEED, MAX_STOPS, MAX_TEXTS
 from genlab.serve.runs import RunIndex
@@ -43,7 +44,7 @@ class CompletionRequest(BaseModel):
     user: str | None = None
 
 
-def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng, generate_job) -> None:
+def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
     @app.get("/v1/models", summary="OpenAI-compatible: the text runs")
     async def models():
         out = []
@@ -58,88 +59,118 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng, generate_job)
 
     @app.post("/v1/completions", summary="OpenAI-compatible completions (stream too)")
     async def completions(req: CompletionRequest):
-        unsupported = {
-            k: v
-            for k, v in (req.model_extra or {}).items()
-            if v not in (None, False, 0, 1, {}, [], "")
-        }
-        if unsupported:
-            raise GenlabError(f"genlab does not take {sorted(unsupported)[0]!r} in completions")
-        prompt = req.prompt if isinstance(req.prompt, str) else "".join(req.prompt[:1])
-        if isinstance(req.prompt, list) and len(req.prompt) > 1:
-            raise GenlabError("give one prompt (a string)")
+        prompt = _prompt_of(req)
         d = await asyncio.to_thread(index.describe, req.model)
         if d["kind"] != "text":
             raise GenlabError(f"run {req.model!r} makes images; /v1/completions is for text runs")
-        if len(prompt) > MAX_PROMPT:
-            raise GenlabError(f"prompt: at most {MAX_PROMPT} characters")
-        controls = {
-            "prompt": prompt,
-            "max_new_tokens": req.max_tokens or 16,
-            "temperature": 1.0 if req.temperature is None else req.temperature,
-            "top_p": 1.0 if req.top_p is None else req.top_p,
-        }
-        stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
-        if len(stop) > MAX_STOPS:
-            raise GenlabError(f"stop: at most {MAX_STOPS} strings")
-        if stop:
-            controls["stop"] = stop
+        controls = _controls_of(req, prompt)
         seed = req.seed if req.seed is not None else rng.randrange(2**31)
-        n = req.n or 1
-        body = {"run": req.model, "n": n, "seed": seed, "controls": controls, "save": False}
-        job = jobs.submit(generate_job(body, "text"), label=f"completion {req.model}")
-        cid, created = f"cmpl-{job.id}", int(time.time())
-
-        def chunk(i: int, text: str, finish: str | None) -> dict:
-            return {
-                "id": cid,
-                "object": "text_completion",
-                "created": created,
-                "model": req.model,
-                "choices": [{"text": text, "index": i, "logprobs": None, "finish_reason": finish}],
-            }
-
+        body = {"run": req.model, "n": req.n or 1, "seed": seed, "controls": controls,
+                "save": False}
+        job = jobs.submit(generate_job(index, body, "text"), label=f"completion {req.model}")
+        chunk = _CompletionChunks(f"cmpl-{job.id}", int(time.time()), req.model)
         if req.stream:
-
-            async def stream():
-                finished = False
-                try:
-                    async for kind, data in jobs.listen(job):
-                        if kind == "token":
-                            yield f"data: {json.dumps(chunk(data['i'], data['text'], None))}\n\n"
-                        elif kind == "result":
-                            for it in data["items"]:
-                                c = chunk(it["i"], "", it["finish_reason"])
-                                yield f"data: {json.dumps(c)}\n\n"
-                        elif kind == "error":
-                            yield f"data: {json.dumps({'error': {'message': data['message']}})}\n\n"
-                        elif kind == "done":
-                            finished = True
-                            yield "data: [DONE]\n\n"
-                finally:
-                    if not finished:
-                        job.cancel()
-
-            return StreamingResponse(stream(), media_type="text/event-stream")
+            stream = _openai_stream(jobs, job, chunk)
+            return StreamingResponse(stream, media_type="text/event-stream")
         result = await jobs.result(job)
         run = await asyncio.to_thread(index.load, req.model)
-        prompt_tokens = len(run.model.encode_prompt(prompt))
-        tok = run.model.tokenizer
-        completion_tokens = sum(len(tok.encode(it["text"])) for it in result["items"])
+        return chunk.whole(result, seed, _token_usage(run, prompt, result))
+
+
+def _prompt_of(req: CompletionRequest) -> str:
+    """The one prompt of ``req``; GenlabError for a field genlab does not take, or for more
+    than one prompt."""
+    unsupported = {
+        k: v
+        for k, v in (req.model_extra or {}).items()
+        if v not in (None, False, 0, 1, {}, [], "")
+    }
+    if unsupported:
+        raise GenlabError(f"genlab does not take {sorted(unsupported)[0]!r} in completions")
+    prompt = req.prompt if isinstance(req.prompt, str) else "".join(req.prompt[:1])
+    if isinstance(req.prompt, list) and len(req.prompt) > 1:
+        raise GenlabError("give one prompt (a string)")
+    return prompt
+
+
+def _controls_of(req: CompletionRequest, prompt: str) -> dict:
+    """OpenAI's settings as the text families' controls (OpenAI's defaults where unset)."""
+    if len(prompt) > MAX_PROMPT:
+        raise GenlabError(f"prompt: at most {MAX_PROMPT} characters")
+    controls = {
+        "prompt": prompt,
+        "max_new_tokens": req.max_tokens or 16,
+        "temperature": 1.0 if req.temperature is None else req.temperature,
+        "top_p": 1.0 if req.top_p is None else req.top_p,
+    }
+    stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
+    if len(stop) > MAX_STOPS:
+        raise GenlabError(f"stop: at most {MAX_STOPS} strings")
+    if stop:
+        controls["stop"] = stop
+    return controls
+
+
+class _CompletionChunks:
+    """OpenAI's text_completion objects of one completion: a streamed chunk, or the whole."""
+
+    def __init__(self, cid: str, created: int, model: str):
+        self.cid, self.created, self.model = cid, created, model
+
+    def __call__(self, i: int, text: str, finish: str | None) -> dict:
         return {
-            "id": cid,
+            "id": self.cid,
             "object": "text_completion",
-            "created": created,
-            "model": req.model,
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"text": text, "index": i, "logprobs": None, "finish_reason": finish}],
+        }
+
+    def whole(self, result: dict, seed: int, usage: dict) -> dict:
+        return {
+            "id": self.cid,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.model,
             "seed": seed,
             "choices": [
                 {"text": it["text"], "index": it["i"], "logprobs": None,
                  "finish_reason": it["finish_reason"]}
                 for it in result["items"]
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
+
+
+async def _openai_stream(jobs: JobQueue, job, chunk: _CompletionChunks):
+    """The job's events as OpenAI's stream: "data: {chunk}" lines, then "data: [DONE]";
+    hanging up cancels the job."""
+    finished = False
+    try:
+        async for kind, data in jobs.listen(job):
+            if kind == "token":
+                yield f"data: {json.dumps(chunk(data['i'], data['text'], None))}\n\n"
+            elif kind == "result":
+                for it in data["items"]:
+                    c = chunk(it["i"], "", it["finish_reason"])
+                    yield f"data: {json.dumps(c)}\n\n"
+            elif kind == "error":
+                yield f"data: {json.dumps({'error': {'message': data['message']}})}\n\n"
+            elif kind == "done":
+                finished = True
+                yield "data: [DONE]\n\n"
+    finally:
+        if not finished:
+            job.cancel()
+
+
+def _token_usage(run, prompt: str, result: dict) -> dict:
+    """Tokens in and out, counted by the run's own tokenizer."""
+    prompt_tokens = len(run.model.encode_prompt(prompt))
+    tok = run.model.tokenizer
+    completion_tokens = sum(len(tok.encode(it["text"])) for it in result["items"])
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

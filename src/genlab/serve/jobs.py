@@ -98,7 +98,7 @@ class Job:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def _finish(self) -> None:
+    def _mark_done(self) -> None:
         self.finished = time.monotonic()
         with self._lock:
             self.events.append(("done", {}))
@@ -123,7 +123,7 @@ class JobQueue:
         self._pending: list[Job] = []
         self._lock = threading.Lock()
         self._threads = [
-            threading.Thread(target=self._work, name=f"genlab-worker-{i}", daemon=True)
+            threading.Thread(target=self._worker_loop, name=f"genlab-worker-{i}", daemon=True)
             for i in range(workers)
         ]
         for t in self._threads:
@@ -137,7 +137,7 @@ class JobQueue:
             job = Job(fn, label)
             self._pending.append(job)
             self._jobs[job.id] = job
-            self._forget()
+            self._forget_finished()
         self._q.put(job)
         return job
 
@@ -155,12 +155,12 @@ class JobQueue:
         with self._lock:
             return len(self._pending)
 
-    def _forget(self) -> None:
+    def _forget_finished(self) -> None:
         done = [k for k, j in self._jobs.items() if j.done]
         for k in done[: max(0, len(done) - KEEP_FINISHED)]:
             del self._jobs[k]
 
-    def _work(self) -> None:
+    def _worker_loop(self) -> None:
         while True:
             job = self._q.get()
             if job is None:
@@ -186,7 +186,7 @@ class JobQueue:
             finally:
                 took = time.monotonic() - job.started
                 self.job_seconds = 0.8 * self.job_seconds + 0.2 * took
-                job._finish()
+                job._mark_done()
 
     async def listen(self, job: Job) -> AsyncIterator[tuple[str, Any]]:
         """Every event of ``job`` from the first, ending with ("done", {})."""

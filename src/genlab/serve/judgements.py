@@ -25,10 +25,12 @@ from pydantic import Field
 
 from genlab.errors import GenlabError
 from genlab.metrics import human
-from genlab.serve import work
-from genlab.serve.jobs import Job, JobQueue
+from genlab.outputs.audio import flip_frequency, phase_generator, to_waves, wav_data_uri
+from genlab.outputs.images import to_uint8
+from genlab.outputs.provenance import data_uri, plain_png
+from genlab.serve.jobs import JobQueue
 from genlab.serve.limits import MAX_SEED, MAX_TRIALS, Strict
-from genlab.serve.runs import RunIndex
+from genlab.serve.runs import RunIndex, spectrogram_of
 
 
 class TrialRequest(Strict):
@@ -45,78 +47,31 @@ class JudgementRequest(Strict):
     rater: str | None = Field(None, max_length=64, description="an opaque id the page keeps")
 
 
-def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
-    trials: collections.OrderedDict[str, dict] = collections.OrderedDict()
-    trials_lock = threading.Lock()
+class OpenTrials:
+    """The trials handed out and not answered yet, their truth kept here (never sent); at
+    most MAX_TRIALS, the oldest forgotten first."""
 
-    def run_ref(rid: str) -> dict:
-        path = index.path(rid)
-        run = index.load(rid)
-        return {"id": rid, "name": path.name, "path": str(path), "weights_sha256": run.weights_sha256}
+    def __init__(self):
+        self._trials: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self._lock = threading.Lock()
 
-    def real_or_generated(job: Job, rid: str) -> dict:
-        run, ref = index.load(rid), index.reference(rid)
-        truth = rng.choice(["real", "generated"])
-        seed = rng.randrange(2**31)
-        g = torch.Generator().manual_seed(seed)
-        if run.info.kind == "text":
-            fake = run.model.sample(1, generator=g, max_new_tokens=300)[0]
-            item = {"text": _passage(fake, ref, rng) if truth == "real" else _trim(fake)}
-        else:
-            if truth == "real":
-                k = rng.randrange(len(ref.test))
-                x = ref.test[k].permute(1, 2, 0).numpy()
-            else:
-                fake = run.model.sample(1, generator=g, **_labels_kw(run, rng))
-                x = work.to_uint8(fake)[0]
-            spec = work.spectrogram_of(run)
-            if spec is None:
-                item = {"png": work.data_uri(work.plain_png(x))}
-            else:  # sound: a person listens (a real clip as recorded), the picture beside it
-                if truth == "real":
-                    wave = ref.test_wave[k].numpy()
-                else:
-                    wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
-                item = {
-                    "png": work.data_uri(work.plain_png(work.flip_frequency(x[None])[0])),
-                    "wav": work.wav_data_uri(wave, spec.sample_rate),
-                }
-        return {"truth": truth, "item": item, "seed": seed, "run": run_ref(rid),
-                "data": run.info.kind}
-
-    def pairwise(job: Job, rids: list[str], seed: int, controls: dict) -> dict:
-        sides = []
-        kinds = set()
-        for rid in rids:
-            run = index.load(rid)
-            kinds.add(run.info.kind)
-            c = {k: v for k, v in controls.items() if k in run.model.controls and v is not None}
-            g = torch.Generator().manual_seed(seed)
-            if run.info.kind == "text":
-                c.setdefault("max_new_tokens", 200)
-                sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
-            else:
-                fake = run.model.sample(1, generator=g, **run.model.check_controls(c))
-                x, spec = work.to_uint8(fake)[0], work.spectrogram_of(run)
-                if spec is None:
-                    sides.append((rid, {"png": work.data_uri(work.plain_png(x))}))
-                    continue
-                wave = work.to_waves(fake, spec, generator=work.phase_generator(seed))[0]
-                png = work.plain_png(work.flip_frequency(x[None])[0])
-                wav = work.wav_data_uri(wave, spec.sample_rate)
-                sides.append((rid, {"png": work.data_uri(png), "wav": wav}))
-        if len(kinds) != 1:
-            raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
-        rng.shuffle(sides)
-        return {"sides": sides, "seed": seed, "controls": controls, "data": kinds.pop()}
-
-    def keep_trial(t: dict) -> str:
+    def keep(self, t: dict) -> str:
+        """Keep trial ``t``; its id."""
         tid = secrets.token_hex(12)
-        with trials_lock:
-            trials[tid] = t
-            while len(trials) > MAX_TRIALS:
-                trials.popitem(last=False)
+        with self._lock:
+            self._trials[tid] = t
+            while len(self._trials) > MAX_TRIALS:
+                self._trials.popitem(last=False)
         return tid
+
+    def take(self, tid: str) -> dict | None:
+        """Trial ``tid``, forgotten once taken (None: answered already, or too old)."""
+        with self._lock:
+            return self._trials.pop(tid, None)
+
+
+def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
+    trials = OpenTrials()
 
     @app.post("/api/trials", summary="One blind item (real or generated) or one pair to judge")
     async def new_trial(req: TrialRequest):
@@ -124,83 +79,171 @@ def add_routes(app: FastAPI, index: RunIndex, jobs: JobQueue, rng) -> None:
             if not req.run:
                 raise GenlabError("a real-or-generated trial needs run")
             index.path(req.run)
-            job = jobs.submit(lambda j: real_or_generated(j, req.run), label="trial")
+            job = jobs.submit(lambda j: real_or_generated(index, rng, req.run), label="trial")
             t = await jobs.result(job)
-            tid = keep_trial({"kind": req.kind, **t})
+            tid = trials.keep({"kind": req.kind, **t})
             return {"trial": tid, **t["item"]}
         if not req.runs or req.runs[0] == req.runs[1]:
             raise GenlabError("a pairwise trial needs two different runs")
         for rid in req.runs:
             index.path(rid)
         seed = req.seed if req.seed is not None else rng.randrange(2**31)
-        job = jobs.submit(lambda j: pairwise(j, req.runs, seed, req.controls), label="pair")
+        job = jobs.submit(
+            lambda j: pairwise(index, rng, req.runs, seed, req.controls), label="pair"
+        )
         t = await jobs.result(job)
-        refs = [await asyncio.to_thread(run_ref, rid) for rid, _ in t["sides"]]
-        tid = keep_trial({"kind": req.kind, "refs": refs, **t})
+        refs = [await asyncio.to_thread(run_ref, index, rid) for rid, _ in t["sides"]]
+        tid = trials.keep({"kind": req.kind, "refs": refs, **t})
         return {"trial": tid, "left": t["sides"][0][1], "right": t["sides"][1][1]}
 
     @app.post("/api/judgements", summary="Record one answer (appended to the run's judgements.jsonl)")
     async def judge(req: JudgementRequest):
-        with trials_lock:
-            t = trials.pop(req.trial, None)
+        t = trials.take(req.trial)
         if t is None:
             raise HTTPException(404, "no such trial (answered already, or too old); ask for a new one")
         if t["kind"] == "real_or_generated":
-            if req.answer not in ("real", "generated"):
-                raise GenlabError("answer real or generated")
-            rec = {
-                "kind": "real_or_generated",
-                "data": t["data"],
-                "run": t["run"],
-                "truth": t["truth"],
-                "answer": req.answer,
-                "correct": req.answer == t["truth"],
-                "seed": t["seed"],
-                "rater": req.rater,
-            }
+            rec = _real_or_generated_record(t, req)
             await asyncio.to_thread(human.append, Path(t["run"]["path"]), rec)
             runs = [t["run"]["id"]]
             out = {"correct": rec["correct"], "truth": t["truth"]}
         else:
-            if req.answer not in ("left", "right", "tie"):
-                raise GenlabError("answer left, right or tie")
             refs = t["refs"]
-            winner = None if req.answer == "tie" else refs[0 if req.answer == "left" else 1]["path"]
-            rec = {
-                "kind": "pairwise",
-                "data": t["data"],
-                "runs": refs,
-                "answer": req.answer,
-                "winner": winner,
-                "seed": t["seed"],
-                "controls": t["controls"],
-                "rater": req.rater,
-            }
+            rec = _pairwise_record(t, req)
             rec = await asyncio.to_thread(human.append, Path(refs[0]["path"]), rec)
             await asyncio.to_thread(human.append, Path(refs[1]["path"]), rec)
             runs = [r["id"] for r in refs]
             out = {"correct": None, "truth": None}
-        return {"recorded": True, **out, "summary": await asyncio.to_thread(summary_of, runs)}
-
-    def summary_of(run_ids: list[str]) -> dict:
-        paths = {str(index.path(r)): r for r in run_ids}
-        s = human.summary([Path(p) for p in paths])
-        hype = {paths.get(k, k): v for k, v in s.get("hype", {}).items() if k in paths}
-        bt = dict(s.get("bradley_terry", {}))
-        bt["scores"] = [
-            {**row, "run": paths.get(row.get("path"), row.get("name"))}
-            for row in bt.get("scores", [])
-        ]
-        for row in bt["scores"]:
-            row.pop("path", None)
-        return {"hype": hype, "bradley_terry": bt}
+        summary = await asyncio.to_thread(summary_of, index, runs)
+        return {"recorded": True, **out, "summary": summary}
 
     @app.get("/api/judgements", summary="HYPE∞ and Bradley–Terry figures of the given runs")
     async def get_judgements(runs: str = ""):
         ids = [r for r in runs.split(",") if r][:16]
         for rid in ids:
             index.path(rid)
-        return await asyncio.to_thread(summary_of, ids)
+        return await asyncio.to_thread(summary_of, index, ids)
+
+
+# -- the trials (in a worker thread) ------------------------------------------------------
+def run_ref(index: RunIndex, rid: str) -> dict:
+    """How a judgement names a run: id, folder name and path, and its weights' sha256."""
+    path = index.path(rid)
+    run = index.load(rid)
+    return {"id": rid, "name": path.name, "path": str(path), "weights_sha256": run.weights_sha256}
+
+
+def real_or_generated(index: RunIndex, rng, rid: str) -> dict:
+    """One blind item of run ``rid``: a held-out real one or a generated one, by a coin."""
+    run, ref = index.load(rid), index.reference(rid)
+    truth = rng.choice(["real", "generated"])
+    seed = rng.randrange(2**31)
+    g = torch.Generator().manual_seed(seed)
+    if run.info.kind == "text":
+        fake = run.model.sample(1, generator=g, max_new_tokens=300)[0]
+        item = {"text": _real_passage(fake, ref, rng) if truth == "real" else _cut_at_word(fake)}
+    else:
+        spec = spectrogram_of(run)
+        if truth == "real":  # sound: a person listens to a real clip as recorded
+            k = rng.randrange(len(ref.test))
+            x = ref.test[k].permute(1, 2, 0).numpy()
+            wave = None if spec is None else ref.test_wave[k].numpy()
+        else:
+            fake = run.model.sample(1, generator=g, **_labels_kw(run, rng))
+            x = to_uint8(fake)[0]
+            wave = _generated_wave(fake, spec, seed)
+        item = _judged_item(x, spec, wave)
+    return {"truth": truth, "item": item, "seed": seed, "run": run_ref(index, rid),
+            "data": run.info.kind}
+
+
+def pairwise(index: RunIndex, rng, rids: list[str], seed: int, controls: dict) -> dict:
+    """One sample of each of two runs of the same kind, with the same seed, in random order."""
+    sides = []
+    kinds = set()
+    for rid in rids:
+        run = index.load(rid)
+        kinds.add(run.info.kind)
+        c = {k: v for k, v in controls.items() if k in run.model.controls and v is not None}
+        g = torch.Generator().manual_seed(seed)
+        if run.info.kind == "text":
+            c.setdefault("max_new_tokens", 200)
+            sides.append((rid, {"text": run.model.sample(1, generator=g, **c)[0]}))
+        else:
+            fake = run.model.sample(1, generator=g, **run.model.check_controls(c))
+            x, spec = to_uint8(fake)[0], spectrogram_of(run)
+            wave = _generated_wave(fake, spec, seed)
+            sides.append((rid, _judged_item(x, spec, wave)))
+    if len(kinds) != 1:
+        raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
+    rng.shuffle(sides)
+    return {"sides": sides, "seed": seed, "controls": controls, "data": kinds.pop()}
+
+
+def _generated_wave(fake, spec, seed: int):
+    """The sound of a generated spectrogram ``fake`` (as `genlab sample` writes it with
+    ``seed``); None for a run that makes images (``spec`` None)."""
+    if spec is None:
+        return None
+    return to_waves(fake, spec, generator=phase_generator(seed))[0]
+
+
+def _judged_item(x, spec, wave) -> dict:
+    """An image as a person judges it: a PNG; for sound (``spec``) the picture drawn low
+    frequencies at the bottom, beside the clip (``wave``) to listen to."""
+    if spec is None:
+        return {"png": data_uri(plain_png(x))}
+    return {
+        "png": data_uri(plain_png(flip_frequency(x[None])[0])),
+        "wav": wav_data_uri(wave, spec.sample_rate),
+    }
+
+
+# -- the answers --------------------------------------------------------------------------
+def _real_or_generated_record(t: dict, req: JudgementRequest) -> dict:
+    if req.answer not in ("real", "generated"):
+        raise GenlabError("answer real or generated")
+    return {
+        "kind": "real_or_generated",
+        "data": t["data"],
+        "run": t["run"],
+        "truth": t["truth"],
+        "answer": req.answer,
+        "correct": req.answer == t["truth"],
+        "seed": t["seed"],
+        "rater": req.rater,
+    }
+
+
+def _pairwise_record(t: dict, req: JudgementRequest) -> dict:
+    if req.answer not in ("left", "right", "tie"):
+        raise GenlabError("answer left, right or tie")
+    refs = t["refs"]
+    winner = None if req.answer == "tie" else refs[0 if req.answer == "left" else 1]["path"]
+    return {
+        "kind": "pairwise",
+        "data": t["data"],
+        "runs": refs,
+        "answer": req.answer,
+        "winner": winner,
+        "seed": t["seed"],
+        "controls": t["controls"],
+        "rater": req.rater,
+    }
+
+
+def summary_of(index: RunIndex, run_ids: list[str]) -> dict:
+    """HYPE and Bradley-Terry figures of the runs, each named by its id."""
+    paths = {str(index.path(r)): r for r in run_ids}
+    s = human.summary([Path(p) for p in paths])
+    hype = {paths.get(k, k): v for k, v in s.get("hype", {}).items() if k in paths}
+    bt = dict(s.get("bradley_terry", {}))
+    bt["scores"] = [
+        {**row, "run": paths.get(row.get("path"), row.get("name"))}
+        for row in bt.get("scores", [])
+    ]
+    for row in bt["scores"]:
+        row.pop("path", None)
+    return {"hype": hype, "bradley_terry": bt}
 
 
 def _labels_kw(run, rng) -> dict:
@@ -209,17 +252,17 @@ def _labels_kw(run, rng) -> dict:
     return {}
 
 
-def _trim(text: str, limit: int = 300) -> str:
+def _cut_at_word(text: str, limit: int = 300) -> str:
     text = text.strip()[:limit]
     cut = text.rfind(" ")
     return text[:cut] if cut > limit // 2 else text
 
 
-def _passage(like: str, ref, rng) -> str:
+def _real_passage(like: str, ref, rng) -> str:
     """A real held-out passage about as long as the generated text ``like``."""
-    length = max(80, len(_trim(like)))
+    length = max(80, len(_cut_at_word(like)))
     doc = rng.choice(ref.passages)
     start = rng.randrange(max(1, len(doc) - length))
     space = doc.find(" ", start)
     start = space + 1 if 0 <= space < start + 40 else start
-    return _trim(doc[start : start + length + 40], length)
+    return _cut_at_word(doc[start : start + length + 40], length)

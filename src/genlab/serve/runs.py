@@ -10,6 +10,7 @@ safetensors weights (through ``genlab.run.load``, which never unpickles).
     index.ids()                      # ["diffusion", "gan", "lstm", "vae"]
     run = index.load("vae")          # a genlab.run.Run, cached until its weights change
     ref = index.reference("vae")     # training images / text for the novelty check
+    spectrogram_of(run)              # a run trained on sound: its transform (else None)
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def find_runs(folders: list[Path]) -> dict[str, Path]:
     for root in folders:
         root = Path(root).resolve()
         found: list[Path] = []
-        _walk(root, root, 0, found)
+        _walk_for_runs(root, root, 0, found)
         for path in found:
             rel = path.relative_to(root).parts
             rid = "~".join(rel) if rel else root.name
@@ -71,7 +72,7 @@ def find_runs(folders: list[Path]) -> dict[str, Path]:
     return dict(sorted(out.items()))
 
 
-def _walk(root: Path, folder: Path, depth: int, found: list[Path]) -> None:
+def _walk_for_runs(root: Path, folder: Path, depth: int, found: list[Path]) -> None:
     if is_run(folder):
         found.append(folder)
         return
@@ -87,7 +88,7 @@ def _walk(root: Path, folder: Path, depth: int, found: list[Path]) -> None:
         path = Path(e.path).resolve()
         if not path.is_relative_to(root):  # a link out of the served folder: never followed
             continue
-        _walk(root, path, depth + 1, found)
+        _walk_for_runs(root, path, depth + 1, found)
 
 
 class RunIndex:
@@ -160,13 +161,14 @@ class RunIndex:
             "has_latent": bool(cls.has_latent),
             "controls": controls,
             "weights": weights,
-            "weights_sha256": _sha256(wpath),
+            "weights_sha256": _weights_sha256(wpath),
             "ready": wpath.exists(),
             "step": _latest_step(path),
-            "training": _training(path),
+            "training": _is_training(path),
             "data": cfg.data.name,
             "timesteps": getattr(cfg.model, "timesteps", None),  # diffusion: most sampling steps
             "eval": _latest_eval(path),
+            "audio": bool(info.audio),  # a run trained on sound: its items carry "wav"
         }
 
     def load(self, run_id: str) -> Run:
@@ -181,7 +183,7 @@ class RunIndex:
                     self._loaded.move_to_end(run_id)
                     return hit[1]
             _, info = read_config(path)
-            if info.kind == "images" and _pixels(info.shape) > MAX_PIXELS:
+            if info.kind == "images" and _pixel_count(info.shape) > MAX_PIXELS:
                 raise GenlabError(
                     f"run {run_id!r} makes {info.shape} images, more than the studio serves"
                 )
@@ -207,25 +209,35 @@ class RunIndex:
         return ref
 
 
-_hashes: dict[str, tuple[tuple, str]] = {}  # weights path -> ((mtime, size), sha256)
+def spectrogram_of(run: Run):
+    """The Spectrogram of a run trained on sound; None for any other run."""
+    audio = getattr(run.info, "audio", None)
+    if not audio:
+        return None
+    from genlab.data.spectrogram import Spectrogram
+
+    return Spectrogram.from_dict(audio)
 
 
-def _sha256(path: Path) -> str | None:
+_weights_hashes: dict[str, tuple[tuple, str]] = {}  # weights path -> ((mtime, size), sha256)
+
+
+def _weights_sha256(path: Path) -> str | None:
     """The sha256 of a weights file, hashed again only when its size or time changes."""
     try:
         st = path.stat()
     except OSError:
         return None
     stamp = (st.st_mtime_ns, st.st_size)
-    hit = _hashes.get(str(path))
+    hit = _weights_hashes.get(str(path))
     if hit is None or hit[0] != stamp:
         from genlab.fsutil import sha256_file
 
-        hit = _hashes[str(path)] = (stamp, sha256_file(path))
+        hit = _weights_hashes[str(path)] = (stamp, sha256_file(path))
     return hit[1]
 
 
-def _pixels(shape) -> int:
+def _pixel_count(shape) -> int:
     out = 1
     for s in shape[-2:]:
         out *= int(s)
@@ -252,7 +264,7 @@ def _latest_step(path: Path) -> int | None:
     return None
 
 
-def _training(path: Path) -> bool:
+def _is_training(path: Path) -> bool:
     try:
         return time.time() - (path / "metrics.jsonl").stat().st_mtime < TRAINING_WINDOW
     except OSError:
@@ -270,7 +282,7 @@ def _latest_eval(path: Path) -> dict | None:
         return None
     if not isinstance(rec, dict):
         return None
-    scalar = lambda d: {k: v for k, v in d.items() if _finite(v)}  # noqa: E731
+    scalar = lambda d: {k: v for k, v in d.items() if _is_finite(v)}  # noqa: E731
     protocol = rec.get("protocol") if isinstance(rec.get("protocol"), dict) else {}
     return {
         "metrics": scalar(rec),
@@ -292,15 +304,15 @@ def curves(path: Path, limit: int = 2000) -> dict[str, list]:
         step = rec.get("step")
         if not isinstance(step, int):
             continue
-        if _finite(rec.get("loss")):
+        if _is_finite(rec.get("loss")):
             train.append([step, rec["loss"]])
-        if _finite(rec.get("val_loss")):
+        if _is_finite(rec.get("val_loss")):
             val.append([step, rec["val_loss"]])
     thin = lambda xs: xs[:: max(1, len(xs) // limit)]  # noqa: E731
     return {"train": thin(train), "val": thin(val)}
 
 
-def _finite(v) -> bool:
+def _is_finite(v) -> bool:
     """A number JSON can carry (NaN and inf cannot)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

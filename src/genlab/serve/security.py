@@ -87,41 +87,12 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
-
-        async def send_secured(message):
-            if message["type"] == "http.response.start":
-                h = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                h += [
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"cross-origin-resource-policy", b"same-origin"),
-                ]
-                if scope["path"].startswith(("/api", "/v1")):
-                    h.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": h}
-            await send(message)
-
-        async def refuse(status: int, detail: str, extra: list | None = None):
-            body = json.dumps({"detail": detail}).encode()
-            await send_secured(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *(extra or []),
-                    ],
-                }
-            )
-            await send_secured({"type": "http.response.body", "body": body})
+        send_secured = _with_security_headers(send, scope["path"])
 
         host = _host_part(headers.get("host", ""))
         if host not in self.hosts:
-            return await refuse(
+            return await _refuse(
+                send_secured,
                 403,
                 f"Host {headers.get('host', '')[:100]!r} is not allowed (a DNS-rebinding "
                 "guard); open the server by the URL it printed, or start it with "
@@ -130,17 +101,12 @@ class Guard:
 
         set_cookie = None
         if self.token is not None:
-            given = _token_from(headers, scope, self.cookie)
-            query_token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(
-                "token", [None]
-            )[0]
-            if query_token is not None and method in SAFE_METHODS and scope["path"] == "/":
-                given = query_token
-                set_cookie = query_token
+            given, set_cookie = self._token_given(headers, scope, method)
             if given is None or not hmac.compare_digest(
                 given.encode("utf-8", "replace"), self.token.encode()
             ):
-                return await refuse(
+                return await _refuse(
+                    send_secured,
                     401,
                     "this server needs its token: open the URL it printed at start-up "
                     "(…/?token=…), or send Authorization: Bearer TOKEN",
@@ -148,48 +114,70 @@ class Guard:
                 )
 
         if method not in SAFE_METHODS:
-            origin = headers.get("origin")
-            if origin is not None and not self._same_origin(origin):
-                return await refuse(
-                    403, f"cross-site request refused (Origin {origin[:100]!r} is not this server)"
-                )
-            if headers.get("sec-fetch-site") == "cross-site":
-                return await refuse(403, "cross-site request refused (Sec-Fetch-Site)")
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                return await refuse(
-                    415, "send a JSON body (Content-Type: application/json)"
-                )
-            length = headers.get("content-length")
-            if length is not None:
-                if not length.isdigit():
-                    return await refuse(400, "bad Content-Length")
-                if int(length) > MAX_BODY:
-                    return await refuse(
-                        413, f"the request body is {int(length):,} bytes; at most {MAX_BODY:,}"
-                    )
+            refusal = self._state_change_refusal(headers)
+            if refusal is not None:
+                return await _refuse(send_secured, *refusal)
             # read the body here, whole: past the limit (chunked bodies have no length to
             # check first) the answer is 413, before any route or parser sees a byte
             body = await _read_body(receive, MAX_BODY)
             if body is None:
-                return await refuse(413, f"the request body is larger than {MAX_BODY:,} bytes")
-            receive = _replay(body, receive)
+                return await _refuse(
+                    send_secured, 413, f"the request body is larger than {MAX_BODY:,} bytes"
+                )
+            receive = _replay_body(body, receive)
 
         if set_cookie is not None:  # the start-up URL: keep the token in a cookie, drop it from the URL
-            cookie = (
-                f"{self.cookie}={set_cookie}; Path=/; HttpOnly; SameSite=Strict"
-            ).encode("latin-1", "replace")
-            await send_secured(
-                {
-                    "type": "http.response.start",
-                    "status": 303,
-                    "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")],
-                }
-            )
-            await send_secured({"type": "http.response.body", "body": b""})
-            return
+            return await self._keep_token(send_secured, set_cookie)
 
         await self.app(scope, receive, send_secured)
+
+    def _token_given(self, headers: dict, scope, method: str) -> tuple[str | None, str | None]:
+        """(the token the request gives, the token to keep in a cookie): the start-up URL's
+        ``?token=`` on a GET of the page, else a Bearer header or this server's cookie."""
+        given = _token_from(headers, scope, self.cookie)
+        query_token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(
+            "token", [None]
+        )[0]
+        if query_token is not None and method in SAFE_METHODS and scope["path"] == "/":
+            return query_token, query_token
+        return given, None
+
+    def _state_change_refusal(self, headers: dict) -> tuple[int, str] | None:
+        """(status, detail) refusing a state-changing request that is cross-site, not JSON
+        or declared too large; None when it may go on (its body is read next)."""
+        origin = headers.get("origin")
+        if origin is not None and not self._same_origin(origin):
+            return 403, f"cross-site request refused (Origin {origin[:100]!r} is not this server)"
+        if headers.get("sec-fetch-site") == "cross-site":
+            return 403, "cross-site request refused (Sec-Fetch-Site)"
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return 415, "send a JSON body (Content-Type: application/json)"
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return 400, "bad Content-Length"
+            if int(length) > MAX_BODY:
+                return 413, f"the request body is {int(length):,} bytes; at most {MAX_BODY:,}"
+        return None
+
+    async def _keep_token(self, send_secured, token: str) -> None:
+        """303 to the page, the token kept in an HttpOnly cookie (and gone from the URL)."""
+        cookie = (f"{self.cookie}={token}; Path=/; HttpOnly; SameSite=Strict").encode(
+            "latin-1", "replace"
+        )
+        await send_secured(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", b"/"),
+                    (b"set-cookie", cookie),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send_secured({"type": "http.response.body", "body": b""})
 
     def _same_origin(self, origin: str) -> bool:
         if origin == "null" or "://" not in origin:
@@ -200,6 +188,46 @@ class Guard:
         host = _host_part(rest)
         port = rest.rsplit(":", 1)[1] if rest.count(":") == 1 or "]:" in rest else ""
         return host in self.hosts and port == str(self.port)
+
+
+def _with_security_headers(send, path: str):
+    """A send that drops the Server header and adds the security headers to every response
+    (and no-store to the API's)."""
+
+    async def send_secured(message):
+        if message["type"] == "http.response.start":
+            h = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+            h += [
+                (b"content-security-policy", CSP.encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"x-frame-options", b"DENY"),
+                (b"referrer-policy", b"no-referrer"),
+                (b"cross-origin-opener-policy", b"same-origin"),
+                (b"cross-origin-resource-policy", b"same-origin"),
+            ]
+            if path.startswith(("/api", "/v1")):
+                h.append((b"cache-control", b"no-store"))
+            message = {**message, "headers": h}
+        await send(message)
+
+    return send_secured
+
+
+async def _refuse(send_secured, status: int, detail: str, extra: list | None = None) -> None:
+    """Answer ``status`` with {"detail": detail} (and ``extra`` headers); no route runs."""
+    body = json.dumps({"detail": detail}).encode()
+    await send_secured(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send_secured({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive, limit: int) -> bytes | None:
@@ -218,7 +246,7 @@ async def _read_body(receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive):
+def _replay_body(body: bytes, receive):
     """A receive that gives the app ``body`` in one message, then the client's own (so a
     streaming response still hears a disconnect)."""
     sent = False

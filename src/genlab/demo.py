@@ -6,7 +6,7 @@ Fairy Tales, which ship inside genlab), write a sample and measure it (readabili
 share of its words the training text uses, among the figures); write one HTML report
 comparing them all, and say where everything is.
 
-    python -m genlab demo            # about two and a half minutes on two CPU cores
+    python -m genlab demo
 
     runs/demo/{vae,gan,diffusion}/   three runs (samples.png, eval/ inside; interpolation.png
                                      for the VAE and the GAN)
@@ -33,7 +33,7 @@ from genlab.rundir import is_run
 from genlab.training.launch import train
 
 # (family, training steps in the demo, extra overrides, what it is): shorter than the
-# presets, so that all three train, sample, score and report in under 5 minutes
+# presets, to keep the demo a quick look
 FAMILIES = (
     ("vae", 800, (), "a conditional VAE (800 steps)"),
     ("gan", 500, (), "a conditional GAN (non-saturating, DiffAugment, EMA; 500 steps)"),
@@ -44,15 +44,12 @@ FAMILIES = (
         "a conditional diffusion model (U-Net, v-prediction, guidance; 250 steps)",
     ),
 )
-# sweeping diffusion's sampling steps and guidance takes minutes on a CPU: `genlab compare`
+# sweeping diffusion's sampling steps and guidance is slow on a CPU: left to `genlab compare`
 NOT_SWEPT = ("diffusion",)
 N_EVAL = 300
-# The text part: a character-level LSTM, Tiny Shakespeare where it can be fetched. Chosen by
-# measurement on Grimms within the time the demo's former GPT trained (600 steps of 16 x 64,
-# 23 s on two threads, 2.99 bits/char): one layer of 256 at learning rate 4e-2 reached
-# 2.15-2.16 bits/char over three seeds in 500 steps, 2.13 in these 600 (25 s); two layers at
-# 3e-2 reached 2.10-2.14 on two seeds but stalled near 2.7 on the third; 5e-2 was worse than
-# 4e-2, and 2e-2 slower.
+# The text part: a character-level LSTM, Tiny Shakespeare where it can be fetched. One layer
+# of 256 at learning rate 4e-2: on Grimms, over three seeds, the steadiest of the settings
+# tried (two layers stalled on one seed; 5e-2 learned worse, 2e-2 slower).
 TEXT_FAMILY = "rnn"
 TEXT_STEPS = 600
 TEXT_OVERRIDES = (

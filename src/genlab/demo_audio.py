@@ -4,7 +4,7 @@ write one generated clip per digit, say a number, measure the sound beside the r
 clips (the floor) and beside real clips through the spectrogram and Griffin-Lim (the
 ceiling), and write a report that plays them.
 
-    python -m genlab demo --audio                 # about 22 minutes on two CPU cores
+    python -m genlab demo --audio                 # trains for 20 minutes (--minutes)
     python -m genlab demo --audio --minutes 5     # a quicker, rougher listen
 
     runs/demo-audio/gan/samples/digit-0.wav ... digit-9.wav, say-2026.wav
@@ -27,7 +27,7 @@ from genlab.run import load
 from genlab.speech import say
 from genlab.training.launch import train
 
-FAMILY = "gan"  # the family that did best on FSDD within 20 CPU minutes (see README)
+FAMILY = "gan"  # the family that did best on FSDD in the default training time (see README)
 SAY = "2026"
 N_EVAL = 500
 
@@ -49,7 +49,9 @@ def demo_audio(out: Path, minutes: float = 20.0, device: str = "auto") -> Path:
     clips = run_dir / "samples" / "digit-0.wav ... digit-9.wav"
     for digit, wave in enumerate(to_waves(x, spec, generator=phase_generator(0))):
         write_wav(run_dir / "samples" / f"digit-{digit}.wav", wave, spec.sample_rate)
-    said = write_wav(run_dir / "samples" / f"say-{SAY}.wav", say(run, SAY, seed=0), spec.sample_rate)
+    said = write_wav(
+        run_dir / "samples" / f"say-{SAY}.wav", say(run, SAY, seed=0), spec.sample_rate
+    )
     tell(f"scoring {N_EVAL} clips (through Griffin-Lim, as a person hears them)")
     rec = evaluate(run, metrics=("samples",), n=N_EVAL, seed=0)
     report = build_report([run_dir], out / "report.html", n=N_EVAL)

@@ -17,7 +17,8 @@ from genlab.cli import compare, data, demo, export, info, sample, serve, train
 from genlab.cli import eval as evaluate
 from genlab.errors import GenlabError
 
-COMMANDS = (train, sample, evaluate, info, data, compare, export, serve, demo)  # in the order of --help
+# in the order of --help
+COMMANDS = (train, sample, evaluate, info, data, compare, export, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

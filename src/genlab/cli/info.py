@@ -65,9 +65,8 @@ def cmd_info(args, overrides: list[str]) -> int:
     if args.family:
         cls = get(args.family)
         cfg = RunConfig.new(args.family)
-        print(
-            f"family {cls.family}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}"
-        )
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"family {cls.family}: {summary}")
         print("config keys (default preset values):")
         for key in field_names(cfg):
             if key.split(".")[0] in ("model", "data", "train"):

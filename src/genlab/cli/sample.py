@@ -117,17 +117,22 @@ def cmd_sample(args, overrides: list[str]) -> int:
     if args.out is None:
         raise GenlabError("--out is needed for images: a .png grid, an .npz, or a folder/")
     n = args.n or 64
-    labels = None
-    if args.interpolate:
-        batches, count, nrow = _interpolations(args, run, n, g, controls, check_image_output)
-    else:
-        check_image_output(args.out, n)  # before any sampling
-        labels = _labels(run, args, controls)
-        batches, count = _image_batches(run, n, g, controls, labels), n
-        nrow = run.info.num_classes if labels and args.label is None else None
+    batches, count, nrow = _batches_to_write(args, run, n, g, controls, check_image_output)
     path = save_image_batches(batches, args.out, count, nrow=nrow)
     print(f"genlab: wrote {count} samples to {path}", file=sys.stderr)
     return 0
+
+
+def _batches_to_write(args, run, n: int, g, controls: dict, check_output):
+    """(batches, count, nrow) for --out, images or sound: ``n`` samples (a conditional run's
+    labels in turn, a column a class unless --label is given), or with --interpolate ``n``
+    interpolations; ``check_output`` accepts --out for that many before anything is drawn."""
+    if args.interpolate:
+        return _interpolations(args, run, n, g, controls, check_output)
+    check_output(args.out, n)  # before any sampling
+    labels = _labels(run, args, controls)
+    nrow = run.info.num_classes if labels and args.label is None else None
+    return _image_batches(run, n, g, controls, labels), n, nrow
 
 
 def _interpolations(args, run, n: int, g, controls: dict, check_output):
@@ -167,13 +172,7 @@ def _sample_audio(args, run, controls: dict, g) -> int:
         )
     spec = Spectrogram.from_dict(run.info.audio)
     n = args.n or (1 if Path(args.out).suffix.lower() == ".wav" else 64)
-    if args.interpolate:
-        batches, count, nrow = _interpolations(args, run, n, g, controls, check_audio_output)
-    else:
-        check_audio_output(args.out, n)  # before any sampling
-        labels = _labels(run, args, controls)
-        batches, count = _image_batches(run, n, g, controls, labels), n
-        nrow = run.info.num_classes if labels and args.label is None else None
+    batches, count, nrow = _batches_to_write(args, run, n, g, controls, check_audio_output)
     iters = GL_ITERS if args.gl_iters is None else args.gl_iters
     path = save_audio_batches(
         batches, args.out, count, spec, gl_iters=iters, seed=args.seed, nrow=nrow

@@ -125,8 +125,8 @@ def audio_section(
             real = f'<p class="small">real clips unavailable: {html.escape(str(e))}</p>'
         parts.append(
             f"<h3>{html.escape(name)}</h3>"
-            f'<p class="small">{html.escape(run.config.family)}, {html.escape(str(run.config.data.name))}'
-            f", {rate:,} Hz</p>"
+            f'<p class="small">{html.escape(run.config.family)}, '
+            f"{html.escape(str(run.config.data.name))}, {rate:,} Hz</p>"
             f'<h4>generated</h4><div class="clips">{gen}</div><h4>real (test split)</h4>{real}'
         )
     return "\n".join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from genlab.fsutil import read_jsonl
 
@@ -33,6 +34,33 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"  # 1,500 steps, not 1.5e+03
 
 
+class _Axes(NamedTuple):
+    """Where the data range [x0, x1] x [y0, y1] (y0, y1 as plotted: log10 with ``log_y``)
+    lies in the picture: the plot area's left and top edges, width and height."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    log_y: bool
+    left: int
+    top: int
+    plot_w: int
+    plot_h: int
+
+    def x_px(self, x: float) -> float:
+        """The picture's x of a data x."""
+        return self.left + (x - self.x0) / (self.x1 - self.x0) * self.plot_w
+
+    def tick_y_px(self, t: float) -> float:
+        """The picture's y of a value on the plotted scale (a tick: log10 with ``log_y``)."""
+        return self.top + (1 - (t - self.y0) / (self.y1 - self.y0)) * self.plot_h
+
+    def y_px(self, y: float) -> float:
+        """The picture's y of a data y."""
+        return self.tick_y_px(math.log10(y) if self.log_y else y)
+
+
 def line_plot(
     series: dict[str, tuple[list[float], list[float]]],
     *,
@@ -47,6 +75,30 @@ def line_plot(
     """An SVG line chart: one polyline (with point markers) per series; ``errors`` maps a
     series name to (lows, highs) drawn as vertical bars (confidence intervals)."""
     errors = errors or {}
+    ranges = _data_range(series, errors, log_y)
+    if ranges is None:
+        return f'<p class="empty">{html.escape(title)}: no data yet</p>'
+    left, right, top, bottom = 56, 12, 28, 40
+    pw, ph = width - left - right, height - top - bottom
+    ax = _Axes(*ranges, log_y, left, top, pw, ph)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<text x="{width / 2}" y="16" text-anchor="middle" font-weight="bold">'
+        f"{html.escape(title)}</text>",
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+        *_axis_labels(ax, xlabel, ylabel, height),
+    ]
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        out += _series_marks(ax, i, name, xs, ys, errors.get(name))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _data_range(series: dict, errors: dict, log_y: bool) -> tuple | None:
+    """(x0, x1, y0, y1) holding every finite point and error bar, y as plotted (log10 with
+    ``log_y``) with a margin of 5%; a range of one value is widened by 1 each way. None when
+    there is nothing to draw."""
     pts = [(x, y) for xs, ys in series.values() for x, y in zip(xs, ys) if _finite(y, log_y)]
     pts += [
         (x, v)
@@ -56,7 +108,7 @@ def line_plot(
         if _finite(v, log_y)
     ]
     if not pts:
-        return f'<p class="empty">{html.escape(title)}: no data yet</p>'
+        return None
     fy = (lambda v: math.log10(v)) if log_y else (lambda v: v)  # noqa: E731
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     y0, y1 = min(fy(p[1]) for p in pts), max(fy(p[1]) for p in pts)
@@ -65,57 +117,58 @@ def line_plot(
     if y1 == y0:
         y0, y1 = y0 - 1, y1 + 1
     pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
-    left, right, top, bottom = 56, 12, 28, 40
-    pw, ph = width - left - right, height - top - bottom
-    sx = lambda x: left + (x - x0) / (x1 - x0) * pw  # noqa: E731
-    sy = lambda y: top + (1 - (fy(y) - y0) / (y1 - y0)) * ph  # noqa: E731
+    return x0, x1, y0 - pad, y1 + pad
+
+
+def _axis_labels(ax: _Axes, xlabel: str, ylabel: str, height: int) -> list[str]:
+    """The ticks of both axes (with the y grid lines) and the axis titles."""
+    below = ax.top + ax.plot_h + 14
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-        f'<text x="{width / 2}" y="16" text-anchor="middle" font-weight="bold">'
-        f"{html.escape(title)}</text>",
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+        f'<text x="{ax.x_px(t):.1f}" y="{below}" text-anchor="middle">{_fmt(t)}</text>'
+        for t in _ticks(ax.x0, ax.x1)
     ]
-    for t in _ticks(x0, x1):
+    for t in _ticks(ax.y0, ax.y1, 4):
+        y = ax.tick_y_px(t)
+        label = _fmt(10**t) if ax.log_y else _fmt(t)
         out.append(
-            f'<text x="{sx(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt(t)}</text>'
+            f'<line x1="{ax.left}" x2="{ax.left + ax.plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="#eee"/><text x="{ax.left - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{label}</text>"
         )
-    for t in _ticks(y0, y1, 4):
-        y = top + (1 - (t - y0) / (y1 - y0)) * ph
-        label = _fmt(10**t) if log_y else _fmt(t)
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
-        )
+    middle = ax.top + ax.plot_h / 2
     out.append(
-        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">'
+        f'<text x="{ax.left + ax.plot_w / 2}" y="{height - 6}" text-anchor="middle">'
         f"{html.escape(xlabel)}</text>"
     )
     out.append(
-        f'<text x="12" y="{top + ph / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {top + ph / 2})">{html.escape(ylabel)}</text>'
+        f'<text x="12" y="{middle}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {middle})">{html.escape(ylabel)}</text>'
     )
-    for i, (name, (xs, ys)) in enumerate(series.items()):
-        c = COLOURS[i % len(COLOURS)]
-        xy = [(sx(x), sy(y)) for x, y in zip(xs, ys) if _finite(y, log_y)]
-        if len(xy) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="1.5"/>')
-        if len(xy) <= 40:
-            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{c}"/>' for x, y in xy]
-        if name in errors:
-            for x, lo, hi in zip(xs, *errors[name]):
-                if _finite(lo, log_y) and _finite(hi, log_y):
-                    out.append(
-                        f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(lo):.1f}" '
-                        f'y2="{sy(hi):.1f}" stroke="{c}" stroke-width="1"/>'
-                    )
-        out.append(
-            f'<text x="{left + 6}" y="{top + 14 + 13 * i}" fill="{c}">{html.escape(name)}</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
+    return out
+
+
+def _series_marks(ax: _Axes, i: int, name: str, xs, ys, errors) -> list[str]:
+    """Series ``i``: its line, its points (up to 40), its error bars (``errors``: (lows,
+    highs) or None) and its name in the legend, all in its colour."""
+    c = COLOURS[i % len(COLOURS)]
+    out = []
+    xy = [(ax.x_px(x), ax.y_px(y)) for x, y in zip(xs, ys) if _finite(y, ax.log_y)]
+    if len(xy) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+    if len(xy) <= 40:
+        out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{c}"/>' for x, y in xy]
+    if errors is not None:
+        for x, lo, hi in zip(xs, *errors):
+            if _finite(lo, ax.log_y) and _finite(hi, ax.log_y):
+                out.append(
+                    f'<line x1="{ax.x_px(x):.1f}" x2="{ax.x_px(x):.1f}" y1="{ax.y_px(lo):.1f}" '
+                    f'y2="{ax.y_px(hi):.1f}" stroke="{c}" stroke-width="1"/>'
+                )
+    out.append(
+        f'<text x="{ax.left + 6}" y="{ax.top + 14 + 13 * i}" fill="{c}">{html.escape(name)}</text>'
+    )
+    return out
 
 
 def _finite(v, log_y: bool) -> bool:

@@ -187,19 +187,32 @@ def circles(src: Path) -> list[str]:
                 if w == v:
                     break
             if len(comp) > 1:
-                members = set(comp)
-                edges = [
-                    f"{m} -> {d} (line {ln})"
-                    for m in sorted(members)
-                    for d, ln in sorted(graph[m].items())
-                    if d in members
-                ]
-                out.append("import circle: " + "; ".join(edges))
+                out.append("import circle: " + _shortest_circle(graph, set(comp)))
 
     for v in graph:
         if v not in index:
             connect(v)
     return out
+
+
+def _shortest_circle(graph: dict[str, dict[str, int]], members: set[str]) -> str:
+    """The shortest way round a set of modules that import each other, from its first
+    member: 'a -> b (a's line 3) -> a (b's line 7)'."""
+    start = min(members)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        here = queue.pop(0)
+        for there in sorted(graph[here]):
+            if there == start:
+                ring = [*paths[here], start]
+                steps = [f"{b} ({a}'s line {graph[a][b]})" for a, b in zip(ring, ring[1:])]
+                more = f" [{len(members)} modules in all]" if len(members) > len(ring) - 1 else ""
+                return " -> ".join([start, *steps]) + more
+            if there in members and there not in paths:
+                paths[there] = [*paths[here], there]
+                queue.append(there)
+    raise AssertionError(f"no circle through {start}")
 
 
 def test_imports_follow_the_data_flow():
@@ -229,8 +242,8 @@ def test_the_check_catches_an_upward_import_and_a_circle(tmp_path):
         "(training), a higher layer: move the shared piece down, or pass it in"
     ]
     assert circles(tmp_path) == [
-        "import circle: genlab.serve.a -> genlab.serve.b (line 1); "
-        "genlab.serve.b -> genlab.serve.a (line 2)"
+        "import circle: genlab.serve.a -> genlab.serve.b (genlab.serve.a's line 1) "
+        "-> genlab.serve.a (genlab.serve.b's line 2)"
     ]
 
 

@@ -18,7 +18,6 @@ import io
 import os
 import tempfile
 import wave as wavelib
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,15 @@ import numpy as np
 import torch
 
 from genlab.errors import GenlabError
-from genlab.outputs.images import GRID_MAX, npy_bytes, save_array, to_uint8
+from genlab.outputs.images import (
+    GRID_MAX,
+    npy_bytes,
+    npy_header,
+    npz_writer,
+    save_array,
+    to_uint8,
+    write_labels,
+)
 from genlab.outputs.provenance import data_uri
 
 if TYPE_CHECKING:
@@ -178,35 +185,22 @@ def save_audio_batches(
 def _stream_audio_npz(batches, path: Path, n: int, spec, gl_iters: int, g) -> Path:
     """The audio .npz, batch by batch: ``audio`` streams into the zip as it comes, the uint8
     spectrograms into a temporary file copied in after it (a zip member is written whole)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     labels: list[int] = []
     x_shape = None
-    try:
-        with tempfile.TemporaryFile(dir=path.parent) as spill, zipfile.ZipFile(
-            tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True
-        ) as zf:
-            with zf.open("audio.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array_header_2_0(
-                    f, {"descr": "<f4", "fortran_order": False, "shape": (n, spec.samples)}
-                )
-                for x, y in batches:
-                    f.write(to_waves(x, spec, gl_iters, g).astype("<f4").tobytes())
-                    part = to_uint8(x)
-                    x_shape = part.shape[1:]
-                    spill.write(np.ascontiguousarray(part).tobytes())
-                    labels += y or []
-            spill.seek(0)
-            with zf.open("x.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array_header_2_0(
-                    f, {"descr": "|u1", "fortran_order": False, "shape": (n, *x_shape)}
-                )
-                while chunk := spill.read(1 << 20):
-                    f.write(chunk)
-            zf.writestr("sample_rate.npy", npy_bytes(np.asarray(spec.sample_rate, dtype=np.int64)))
-            if labels:
-                zf.writestr("y.npy", npy_bytes(np.asarray(labels, dtype=np.int64)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with npz_writer(path) as zf, tempfile.TemporaryFile(dir=path.parent) as spill:
+        with zf.open("audio.npy", "w", force_zip64=True) as f:
+            npy_header(f, "<f4", (n, spec.samples))
+            for x, y in batches:
+                f.write(to_waves(x, spec, gl_iters, g).astype("<f4").tobytes())
+                part = to_uint8(x)
+                x_shape = part.shape[1:]
+                spill.write(np.ascontiguousarray(part).tobytes())
+                labels += y or []
+        spill.seek(0)
+        with zf.open("x.npy", "w", force_zip64=True) as f:
+            npy_header(f, "|u1", (n, *x_shape))
+            while chunk := spill.read(1 << 20):
+                f.write(chunk)
+        zf.writestr("sample_rate.npy", npy_bytes(np.asarray(spec.sample_rate, dtype=np.int64)))
+        write_labels(zf, labels)
     return path

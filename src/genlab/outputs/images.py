@@ -14,6 +14,7 @@ import math
 import os
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -112,29 +113,44 @@ def save_image_batches(
 def _stream_npz(batches, path: Path, n: int) -> Path:
     """An .npz as np.savez_compressed writes it (x: uint8 (N, H, W, C); y: int64 labels),
     written batch by batch: each array's .npy header names its shape before the data."""
+    labels: list[int] = []
+    with npz_writer(path) as zf:
+        with zf.open("x.npy", "w", force_zip64=True) as f:
+            header = False
+            for x, y in batches:
+                part = to_uint8(x)
+                if not header:
+                    npy_header(f, "|u1", (n, *part.shape[1:]))
+                    header = True
+                f.write(np.ascontiguousarray(part).tobytes())
+                labels += y or []  # 8 bytes a sample: small beside the images
+        write_labels(zf, labels)
+    return path
+
+
+@contextmanager
+def npz_writer(path: Path) -> Iterator[zipfile.ZipFile]:
+    """An .npz written whole or not at all: the zip to add members to, in a temporary file
+    that replaces ``path`` when the block ends without an error (and is removed if not)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    labels: list[int] = []
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            with zf.open("x.npy", "w", force_zip64=True) as f:
-                header = False
-                for x, y in batches:
-                    part = to_uint8(x)
-                    if not header:
-                        shape = (n, *part.shape[1:])
-                        np.lib.format.write_array_header_2_0(
-                            f, {"descr": "|u1", "fortran_order": False, "shape": shape}
-                        )
-                        header = True
-                    f.write(np.ascontiguousarray(part).tobytes())
-                    labels += y or []  # 8 bytes a sample: small beside the images
-            if labels:
-                zf.writestr("y.npy", npy_bytes(np.asarray(labels, dtype=np.int64)))
+            yield zf
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+
+
+def npy_header(f, descr: str, shape: tuple[int, ...]) -> None:
+    """The .npy header of an array whose bytes follow, so a member can stream in."""
+    np.lib.format.write_array_header_2_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+
+
+def write_labels(zf: zipfile.ZipFile, labels: list[int]) -> None:
+    """``y``: the int64 labels of a conditional run's samples (none: no member)."""
+    if labels:
+        zf.writestr("y.npy", npy_bytes(np.asarray(labels, dtype=np.int64)))
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

@@ -50,7 +50,7 @@ def test_guidance_mixes_conditional_and_unconditional_predictions():
     cond, uncond = m.net(x, t, y), m.net(x, t, null)
     assert not torch.allclose(cond, uncond)
     for w in (0.0, 1.0, 3.0):
-        x0, eps = m.denoiser(y, w)(x, t)
+        x0, eps = m.denoiser({"y": y}, {"y": null}, w)(x, t)
         want = m.schedule.split(uncond + w * (cond - uncond), x, t, "v")
         torch.testing.assert_close(x0, want[0], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(eps, want[1], rtol=1e-4, atol=1e-5)

@@ -43,6 +43,22 @@ class Run:
         """What an evaluation record names as the weights it measured."""
         return {"weights": self.weights, "weights_sha256": self.weights_sha256, "step": self.step}
 
+    def provenance(self, run: str, **how: Any) -> dict[str, Any]:
+        """What an output records of how it was made (outputs/provenance.py): genlab, the
+        run (``run``: as its reader names it), its family and weights, and ``how`` (seed,
+        n, mode, controls, index, ...)."""
+        from genlab.version import __version__
+
+        return {
+            "genlab": __version__,
+            "run": run,
+            "family": self.config.family,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "step": self.step,
+            **how,
+        }
+
     def sample(self, n: int, *, seed: int = 0, **controls: Any):
         """``n`` samples with the family's controls (unknown controls are errors): images
         (N, C, H, W) in [-1, 1], or for text a list of strings."""
@@ -69,7 +85,7 @@ def load(run_dir: str | Path, weights: str = "auto", device: str | torch.device 
             "(train longer, or pick --weights model)"
         )
     model = build_model(cfg, info)
-    if info.kind == "text":
+    if info.kind == "text" or model.takes_prompt:
         from genlab.data.tokenizers import load_tokenizer
 
         model.tokenizer = load_tokenizer(run_dir / "tokenizer.json")

@@ -11,7 +11,12 @@ CONTROLS = [  # (flag, type, help): one name for each knob across all families
     ("guidance", float, "classifier-free guidance scale (diffusion)"),
     ("sampler", str, "sampler (diffusion: dpm++2m, the default; ddim; ddpm)"),
     ("sampling_steps", int, "number of sampling steps (diffusion)"),
-    ("prompt", str, "text to continue (text models)"),
+    ("prompt", str, "text models: the text to continue; txt2img: what to draw"),
+    (
+        "negative_prompt",
+        str,
+        "what the image should not be: guidance steers away from it (txt2img)",
+    ),
     ("max_new_tokens", int, "tokens to generate (text models)"),
     ("top_k", int, "keep the k most likely tokens (text models)"),
     ("top_p", float, "nucleus sampling mass (text models)"),

@@ -27,7 +27,10 @@ def add_parser(sub) -> None:
         "bottom); --say TEXT --out NAME.wav speaks TEXT, one generated clip per character "
         "(a class of the run), silence trimmed, 0.15 s between. Samples are drawn 250 at a "
         "time (text: 50) and written as they come, so a folder/, an .npz or a text file takes "
-        "any -n; a .png grid takes at most 10,000.",
+        "any -n; a .png grid takes at most 10,000. A txt2img run draws what --prompt says "
+        "(-n images of it), or each line of --prompts FILE (-n images a line, one grid row "
+        "each); every PNG it writes carries its provenance (run, weights, seed, controls, "
+        "prompt) in its text chunks.",
         epilog="examples:\n  genlab sample runs/vae -n 64 --out grid.png "
         "--temperature 0.8\n  genlab sample runs/cvae -n 100 --out s.npz --label 3\n"
         "  genlab sample runs/vae --interpolate 10 -n 8 --out interp.png\n"
@@ -37,7 +40,12 @@ def add_parser(sub) -> None:
         "  genlab sample runs/fsdd -n 10 --label 7 --out sevens/      # sevens/000000.wav, ...\n"
         "  genlab sample runs/fsdd -n 1 --label 3 --out three.wav --gl-iters 100\n"
         "  genlab sample runs/fsdd -n 40 --out digits.png             # spectrograms\n"
-        "  genlab sample runs/fsdd --say 2026 --out 2026.wav",
+        "  genlab sample runs/fsdd --say 2026 --out 2026.wav\n"
+        '  genlab sample runs/t2i --prompt "red apple, twitter style" -n 16 --guidance 4 '
+        "--out apples.png\n"
+        "  genlab sample runs/t2i --prompts prompts.txt -n 8 --out rows.png   # a row a prompt\n"
+        '  genlab sample runs/t2i --prompt "santa claus" --negative-prompt "google style" '
+        "-n 8 --out santas/",
     )
     s.add_argument("run", help="run directory")
     s.add_argument(
@@ -75,6 +83,12 @@ def add_parser(sub) -> None:
         help="sound runs: Griffin-Lim iterations rebuilding the phase, 0 to 1000 (more: "
         "cleaner and slower; default: 32)",
     )
+    s.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="txt2img runs: a text file of prompts, one a line (blank lines skipped); -n "
+        "images of each (default 8), one grid row a prompt",
+    )
     _add_controls(s)
     s.set_defaults(func=cmd_sample)
 
@@ -108,7 +122,9 @@ def cmd_sample(args, overrides: list[str]) -> int:
                 )
     if args.say is not None:
         return _say(args, run)
-    controls = run.model.check_controls(_controls(args))
+    given = _controls(args)
+    rows = _prompt_rows(args, run, given)
+    controls = run.model.check_controls(given)
     g = torch.Generator(device=run.model.device).manual_seed(args.seed)
     if run.model.data_kind == "text":
         return _sample_text(args, run, controls, g)
@@ -116,11 +132,89 @@ def cmd_sample(args, overrides: list[str]) -> int:
         return _sample_audio(args, run, controls, g)
     if args.out is None:
         raise GenlabError("--out is needed for images: a .png grid, an .npz, or a folder/")
-    n = args.n or 64
+    n = args.n or (8 if args.prompts else 64)
+    if rows is not None:  # a row of n images a prompt
+        controls["prompt"] = [p for p in rows for _ in range(n)]
+        n = len(controls["prompt"])
     batches, count, nrow = _batches_to_write(args, run, n, g, controls, check_image_output)
-    path = save_image_batches(batches, args.out, count, nrow=nrow)
+    if rows is not None:
+        nrow = args.n or 8
+    meta = _provenance(args, run, controls, count) if run.model.takes_prompt else None
+    path = save_image_batches(batches, args.out, count, nrow=nrow, meta=meta)
     print(f"genlab: wrote {count} samples to {path}", file=sys.stderr)
     return 0
+
+
+def _prompt_rows(args, run, given: dict) -> list[str] | None:
+    """The prompts of --prompts FILE (None without it), after the checks that a run that
+    takes no prompt refuses --prompt and --prompts in one line, and one that does needs
+    one of them."""
+    takes = run.model.takes_prompt
+    family = run.config.family
+    if not takes and run.model.data_kind != "text":
+        for flag, v in (("--prompts", args.prompts), ("--prompt", given.get("prompt"))):
+            if v is not None:
+                cond = getattr(run.config.model, "conditional", False)
+                draws = "one of its classes (choose with --label)" if cond else "no condition"
+                raise GenlabError(
+                    f"{flag}: {args.run} is a {family} run that draws {draws}; prompts are "
+                    "for runs of a family that takes them (txt2img)"
+                )
+    if not takes:
+        if args.prompts is not None:
+            raise GenlabError(
+                f"--prompts is for txt2img runs; {args.run} is a {family} text run: give "
+                "the text to continue with --prompt"
+            )
+        return None
+    if args.prompts is not None and given.get("prompt") is not None:
+        raise GenlabError("give --prompt or --prompts FILE, not both")
+    if args.prompts is None:
+        if given.get("prompt") is None:
+            raise GenlabError(
+                f"{args.run} draws what a prompt says: give --prompt TEXT (e.g. "
+                '--prompt "red apple, twitter style") or --prompts FILE'
+            )
+        return None
+    return _read_prompts(args.prompts)
+
+
+def _read_prompts(path: str) -> list[str]:
+    """The prompts of a file, one a line; blank lines are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenlabError(f"--prompts {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GenlabError(f"--prompts {path}: cannot be read as UTF-8 text ({e})") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise GenlabError(f"--prompts {path} holds no prompt (one a line)")
+    if len(prompts) > 1000:
+        raise GenlabError(f"--prompts {path} holds {len(prompts):,} prompts; at most 1,000")
+    return prompts
+
+
+def _provenance(args, run, controls: dict, n: int):
+    """``meta(i)``: what PNG i of a folder carries (its own prompt); ``meta(None)``: the
+    grid's (every prompt, in order). A default guidance is written as its value."""
+    controls = dict(controls)
+    if controls.get("guidance") is None and hasattr(run.model, "default_guidance"):
+        controls["guidance"] = run.model.default_guidance
+    run_name = str(args.run)
+
+    def meta(i: int | None) -> dict:
+        c = dict(controls)
+        for key in ("prompt", "negative_prompt"):
+            v = c.get(key)
+            if isinstance(v, list):
+                c[key] = v[i % len(v)] if i is not None else list(dict.fromkeys(v))
+        how = {"seed": args.seed, "mode": "sample", "n": n, "controls": c}
+        if i is not None:
+            how["index"] = i
+        return run.provenance(run_name, **how)
+
+    return meta
 
 
 def _batches_to_write(args, run, n: int, g, controls: dict, check_output):

@@ -25,7 +25,7 @@ class DataInfo:
     kind: str  # "images" or "text"
     shape: tuple[int, ...] = ()  # (C, H, W) for images
     classes: list[str] = field(default_factory=list)
-    vocab_size: int = 0  # text: the tokenizer's vocabulary
+    vocab_size: int = 0  # text, and captioned images: the tokenizer's vocabulary
     # sound: the spectrogram transform the images come from (data/spectrogram.py, as a dict);
     # the models see images, the writers and the evaluation turn them back into sound
     audio: dict | None = None
@@ -35,8 +35,12 @@ class DataInfo:
         return len(self.classes)
 
     @classmethod
-    def images(cls, shape: tuple[int, int, int], classes: list[str] | None = None) -> DataInfo:
-        return cls("images", tuple(shape), list(classes or []))
+    def images(
+        cls, shape: tuple[int, int, int], classes: list[str] | None = None, vocab_size: int = 0
+    ) -> DataInfo:
+        """Images; ``vocab_size`` > 0 when they come with captions, tokenized by a
+        vocabulary of that size (what a family that takes a prompt is built from)."""
+        return cls("images", tuple(shape), list(classes or []), int(vocab_size))
 
     @classmethod
     def text(cls, vocab_size: int) -> DataInfo:
@@ -130,27 +134,35 @@ class TensorData:
     become floats in [-1, 1] on the way to the model.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        self.x, self.y = x, y
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, text: torch.Tensor | None = None
+    ):
+        # text: captioned images, each caption's token ids (N, L), -1 after its end
+        self.x, self.y, self.text = x, y, text
 
     @classmethod
-    def from_images(cls, images) -> TensorData:
-        return cls(images.x, images.y)
+    def from_images(cls, images, text: torch.Tensor | None = None) -> TensorData:
+        return cls(images.x, images.y, text)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def to(self, device: torch.device) -> TensorData:
-        return TensorData(self.x.to(device), self.y.to(device) if self.y is not None else None)
+        def move(t):
+            return t.to(device) if t is not None else None
+
+        return TensorData(self.x.to(device), move(self.y), move(self.text))
 
     def batch(self, idx: torch.Tensor, device: torch.device | None = None) -> dict:
         x = self.x[idx.to(self.x.device)]
         if device is not None:
             x = x.to(device, non_blocking=True)
         out = {"x": x.float().div_(127.5).sub_(1.0)}
-        if self.y is not None:
-            y = self.y[idx.to(self.y.device)]
-            out["y"] = y.to(device, non_blocking=True) if device is not None else y
+        for key in ("y", "text"):
+            t = getattr(self, key)
+            if t is not None:
+                t = t[idx.to(t.device)]
+                out[key] = t.to(device, non_blocking=True) if device is not None else t
         return out
 
     def batches(self, batch_size: int, device: torch.device | None = None, limit: int = 0):

@@ -135,6 +135,16 @@ NAMED_SETS: dict[str, NamedSet] = {
             files=(),
         ),
         NamedSet(
+            name="shapes",
+            kind="images",
+            description="864 coloured shapes on white with captions (\"a small red circle, "
+            "top left\"), drawn by genlab's code; its test split holds combinations never "
+            "seen in training (for txt2img's quick runs)",
+            licence="CC0 (made by genlab)",
+            citation="genlab.data.shapes",
+            files=(),
+        ),
+        NamedSet(
             name="mnist",
             kind="images",
             description="70,000 handwritten digits, 28x28 gray, 10 classes (60k train, 10k test)",

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from genlab.data.catalogue import NAMED_SETS
 from genlab.data.fetch import fetch
 from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
+from genlab.data.shapes import draw_shapes
 from genlab.errors import DataError, reason_of
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -70,6 +71,8 @@ class ImageSet:
     source: str  # where it was read from, for people
     audio: dict | None = None  # sound (data/audio.py): the spectrogram transform, as a dict
     wave: torch.Tensor | None = None  # sound: the clips (N, samples) float, before the transform
+    captions: list[str] | None = None  # one sentence an image, for families that take a prompt
+    attributes: dict[str, list] | None = None  # named per-image facts (emoji: style, tone, ...)
 
     @property
     def num_classes(self) -> int:
@@ -96,6 +99,9 @@ def load_images(
     ds = load_images("data/flowers", "test", size=64, crop=True, channels=3)
     """
     spec = str(spec)
+    if spec == "shapes" and split in ("train", "val", "test"):
+        x, captions = draw_shapes(split, size)
+        return ImageSet(x, None, [], "shapes", "drawn by genlab.data.shapes", captions=captions)
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     if size is not None and (not isinstance(size, int) or size < 1):
@@ -119,6 +125,12 @@ def load_images(
             raise DataError(_not_images(spec, path))
     x = _transform(x, size=size, crop=crop, channels=channels)
     return ImageSet(x=x, y=y, classes=classes, name=spec, source=source)
+
+
+def validation_split(name: str) -> str:
+    """The split training validates on: a set's own validation slice where it has one
+    ("val": shapes, emoji), else its test split."""
+    return "val" if str(name) in ("shapes", "emoji") else "test"
 
 
 # ---- named sets ----------------------------------------------------------------------------

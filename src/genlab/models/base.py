@@ -98,6 +98,11 @@ class GenerativeModel(nn.Module):
     # (a seconds-long run the registry-wide tests train, resume and sample) at least
     presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     has_latent: ClassVar[bool] = False
+    # A family that draws what a text prompt says (txt2img): it trains on captioned images,
+    # keeps a tokenizer of the captions, and declares "prompt" (and "negative_prompt")
+    # among its controls; the CLI, the evaluation, the report and the studio read this
+    # flag, never the family's name. (A text family's "prompt" is the text it continues.)
+    takes_prompt: ClassVar[bool] = False
     # the main creativity knob and the settings the report sweeps (at least 4)
     sweep: ClassVar[tuple[str, tuple] | None] = None
     # more knobs the report sweeps, one plot each (diffusion: guidance beside steps)

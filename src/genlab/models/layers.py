@@ -32,21 +32,30 @@ def level_widths(width: int, max_width: int, levels: int) -> list[int]:
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, is_causal: bool = False, p: float = 0.0
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    is_causal: bool = False,
+    p: float = 0.0,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``scaled_dot_product_attention`` (fused kernels on CPU and GPU; dropout ``p``), with
     one rule for training under CPU bf16 autocast: PyTorch's CPU flash-attention backward
     is slower in bf16 than in float32 at these models' sizes (the GPT's and the U-Net's),
     which undid bf16's gain in the matmuls. So while gradients are on, attention runs in
     float32; without them (sampling, validation) it stays in bf16, whose forward kernel is
-    the faster."""
+    the faster. ``mask`` (broadcast to (B, heads, T, S), True where a query may look)
+    leaves out keys such as a prompt's padding."""
     if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
         with torch.autocast("cpu", enabled=False):
             y = F.scaled_dot_product_attention(
-                q.float(), k.float(), v.float(), is_causal=is_causal, dropout_p=p
+                q.float(), k.float(), v.float(), attn_mask=mask, is_causal=is_causal, dropout_p=p
             )
         return y.to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, dropout_p=p)
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=p
+    )
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -13,7 +13,7 @@ import io
 import math
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from genlab.errors import GenlabError
+from genlab.outputs.provenance import png_info
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -85,11 +86,13 @@ def save_image_batches(
     out: str | Path,
     n: int,
     nrow: int | None = None,
+    meta: Callable[[int | None], dict] | None = None,
 ) -> Path:
     """Write ``n`` samples that come in (x, labels) batches, holding one batch at a time:
     a folder/ gets each batch's PNGs, an .npz each batch's bytes (its arrays' sizes are
     known up front, so they stream into the zip); a .png grid is assembled and written once
-    (at most GRID_MAX images)."""
+    (at most GRID_MAX images). ``meta(i)`` is the provenance PNG i of a folder carries
+    (outputs/provenance.py), ``meta(None)`` the grid's."""
     out_s = str(out)
     if out_s.endswith(("/", os.sep)):
         folder = Path(out_s)
@@ -97,7 +100,8 @@ def save_image_batches(
         i = 0
         for x, _ in batches:
             for img in to_uint8(x):
-                pil_image(img).save(folder / f"{i:06d}.png")
+                info = png_info(meta(i)) if meta else None
+                pil_image(img).save(folder / f"{i:06d}.png", pnginfo=info)
                 i += 1
         return folder
     path = Path(out_s)
@@ -107,7 +111,7 @@ def save_image_batches(
     for x, y in batches:
         parts.append(to_uint8(x))
         labels += y or []
-    return save_array(np.concatenate(parts), out, labels or None, nrow)
+    return save_array(np.concatenate(parts), out, labels or None, nrow, meta and meta(None))
 
 
 def _stream_npz(batches, path: Path, n: int) -> Path:
@@ -170,14 +174,18 @@ def save_images(
 
 
 def save_array(
-    images: np.ndarray, out: str | Path, labels: list[int] | None, nrow: int | None
+    images: np.ndarray,
+    out: str | Path,
+    labels: list[int] | None,
+    nrow: int | None,
+    meta: dict | None = None,
 ) -> Path:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
     if suffix == ".png":
-        pil_image(make_grid(images, nrow)).save(tmp)
+        pil_image(make_grid(images, nrow)).save(tmp, pnginfo=png_info(meta) if meta else None)
     elif suffix == ".npz":
         arrays = {"x": images}
         if labels is not None:

@@ -21,24 +21,34 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from genlab.errors import GenlabError
-from genlab.outputs.images import pil_image
 from genlab.version import __version__
 
 PNG_KEY = "genlab"  # the PNG text chunk holding the provenance JSON
 MAX_PNG_SIDE = 4096  # a dropped PNG larger than this is refused before decoding
 
 
-def png_with_provenance(img: np.ndarray, meta: dict[str, Any]) -> bytes:
-    """A PNG of one (H, W, C) uint8 image with ``meta`` in an iTXt chunk (and a one-line
-    "parameters" summary, as image UIs write one)."""
+def png_info(meta: dict[str, Any]) -> PngImagePlugin.PngInfo:
+    """The PNG text chunks that carry ``meta``: the JSON in an iTXt chunk, and a one-line
+    "parameters" summary (run, seed, index, controls), as image UIs write one."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt(PNG_KEY, json.dumps(meta, sort_keys=True))
     controls = ", ".join(f"{k}: {v}" for k, v in (meta.get("controls") or {}).items())
-    summary = f"run: {meta.get('run')}, seed: {meta.get('seed')}, index: {meta.get('index')}"
+    summary = f"run: {meta.get('run')}, seed: {meta.get('seed')}"
+    if "index" in meta:
+        summary += f", index: {meta['index']}"
     info.add_text("parameters", f"{summary}, {controls}" if controls else summary)
     info.add_text("Software", f"genlab {__version__}")
+    return info
+
+
+def _pil(img: np.ndarray) -> Image.Image:
+    return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+
+
+def png_with_provenance(img: np.ndarray, meta: dict[str, Any]) -> bytes:
+    """A PNG of one (H, W, C) uint8 image with ``meta`` in its text chunks (``png_info``)."""
     buf = io.BytesIO()
-    pil_image(img).save(buf, "PNG", pnginfo=info)
+    _pil(img).save(buf, "PNG", pnginfo=png_info(meta))
     return buf.getvalue()
 
 
@@ -78,5 +88,5 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 def plain_png(img: np.ndarray) -> bytes:
     """A PNG of one (H, W, C) uint8 image, with no text chunks."""
     buf = io.BytesIO()
-    pil_image(img).save(buf, "PNG")
+    _pil(img).save(buf, "PNG")
     return buf.getvalue()

@@ -41,7 +41,6 @@ from genlab.serve.novelty import image_novelty, text_novelty
 from genlab.serve.requests import strip_controls
 from genlab.serve.runs import Reference, RunIndex, spectrogram_of
 from genlab.speech import join, say_clips
-from genlab.version import __version__
 
 PREVIEW_EVERY = 0.15  # seconds between step previews: a fast sampler does not flood
 TOP_ALTERNATIVES = 5
@@ -72,15 +71,7 @@ def generate_job(index: RunIndex, body: dict, kind: str):
 def provenance(run: Run, run_id: str, **how: Any) -> dict[str, Any]:
     """What an output records of how it was made: genlab, the run and its weights, and
     ``how`` (seed, n, mode, controls, index, ...)."""
-    return {
-        "genlab": __version__,
-        "run": run_id,
-        "family": run.config.family,
-        "weights": run.weights,
-        "weights_sha256": run.weights_sha256,
-        "step": run.step,
-        **how,
-    }
+    return run.provenance(run_id, **how)
 
 
 # -- images -----------------------------------------------------------------------------

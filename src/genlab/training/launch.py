@@ -17,7 +17,8 @@ import torch
 
 from genlab.config import apply_overrides
 from genlab.data import DataInfo, TensorData, TokenData, data_info, load_corpus, load_data
-from genlab.data.tokenizers import load_tokenizer
+from genlab.data.images import validation_split
+from genlab.data.tokenizers import build_tokenizer, load_tokenizer
 from genlab.errors import ConfigError, DataError, RunError
 from genlab.fsutil import load_tensors, read_json
 from genlab.hf.gpt2 import is_transformers_folder, read_gpt2
@@ -94,12 +95,14 @@ def train(
     if get(cfg.family).data_kind == "text":
         data = _text_data(cfg, out, resume, init, quiet)
     else:
-        data = _image_data(cfg, quiet)
+        data = _image_data(cfg, quiet, _given_tokenizer(out, resume, init))
     if resume:
         _check_same_data(out, cfg, data.info)
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
     model = build_model(cfg, data.info)
     model.tokenizer = data.tokenizer
+    if model.takes_prompt:  # the training grids draw the first validation captions
+        model.preview_prompts = list(dict.fromkeys(data.captions))[: cfg.train.grid_size]
     if init is not None:
         _load_init_weights(model, *init)
     # the trainer restores a resumed run's checkpoint here: a damaged one stops
@@ -131,14 +134,22 @@ def train(
 
 
 class _Data(NamedTuple):
-    """A run's data: the splits, their shape or vocabulary, the tokenizer (text) and a
-    line about them."""
+    """A run's data: the splits, their shape or vocabulary, the tokenizer (text, captions)
+    and a line about them; captioned images: the validation captions."""
 
     train: TensorData
     val: TensorData
     info: DataInfo
     tokenizer: Any
     about: str
+    captions: list[str] = []
+
+
+def _given_tokenizer(out: Path, resume: bool, init):
+    """The tokenizer a resumed run saved, or the one of the run it starts from; None for a
+    new run (which builds its own)."""
+    saved = out / "tokenizer.json" if resume else init and init[0] / "tokenizer.json"
+    return load_tokenizer(saved) if saved and saved.is_file() else None
 
 
 def _text_data(cfg: RunConfig, out: Path, resume: bool, init, quiet: bool) -> _Data:
@@ -161,14 +172,51 @@ def _text_data(cfg: RunConfig, out: Path, resume: bool, init, quiet: bool) -> _D
     return _Data(train, val, info, tokenizer, about)
 
 
-def _image_data(cfg: RunConfig, quiet: bool) -> _Data:
-    """The image set's train split for training, its test split for validation."""
+def _image_data(cfg: RunConfig, quiet: bool, tokenizer=None) -> _Data:
+    """The image set's train split for training, its validation split (a slice of training
+    where the set has one, else its test split) for validation; for a family that takes a
+    prompt, each image's caption as token ids too."""
     train_set = load_data(cfg.data, "train", progress=not quiet)
-    test_set = load_data(cfg.data, "test", progress=not quiet)
+    test_set = load_data(cfg.data, validation_split(cfg.data.name), progress=not quiet)
     info = data_info(train_set)
-    train, val = TensorData.from_images(train_set), TensorData.from_images(test_set)
     about = f"{train_set.name} {tuple(info.shape)} x {len(train_set.x)} from {train_set.source}"
-    return _Data(train, val, info, None, about)
+    if not get(cfg.family).takes_prompt:
+        train, val = TensorData.from_images(train_set), TensorData.from_images(test_set)
+        return _Data(train, val, info, None, about)
+    for part in (train_set, test_set):
+        if part.captions is None:
+            raise DataError(
+                f"{cfg.data.name}: these images have no captions, and {cfg.family} draws "
+                "from text; give a captioned set (emoji, shapes) or a folder with a "
+                'metadata.jsonl of {"file_name": ..., "text": ...} lines'
+            )
+    if tokenizer is None:
+        tokenizer = build_tokenizer(cfg.data.tokenizer, train_set.captions, cfg.data.vocab_size)
+    context = cfg.model.text_context
+    train = TensorData.from_images(train_set, caption_ids(tokenizer, train_set.captions, context))
+    val = TensorData.from_images(test_set, caption_ids(tokenizer, test_set.captions, context))
+    info = DataInfo.images(info.shape, info.classes, vocab_size=tokenizer.vocab_size)
+    about += f", captions in a {cfg.data.tokenizer} vocabulary of {tokenizer.vocab_size:,}"
+    return _Data(train, val, info, tokenizer, about, list(test_set.captions))
+
+
+def caption_ids(tokenizer, captions: list[str], context: int) -> torch.Tensor:
+    """(N, context) token ids of ``captions``, -1 after each; a caption longer than the
+    text encoder's context is cut to fit (with one warning saying how many were)."""
+    out = torch.full((len(captions), context), -1, dtype=torch.long)
+    cut = 0
+    for i, c in enumerate(captions):
+        ids = tokenizer.encode(c)
+        cut += len(ids) > context
+        ids = ids[:context]
+        out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    if cut:
+        print(
+            f"genlab: warning: {cut:,} of {len(captions):,} captions are longer than "
+            f"model.text_context={context} tokens and were cut; raise it to keep them whole",
+            file=sys.stderr,
+        )
+    return out
 
 
 def _check_same_data(out: Path, cfg: RunConfig, info: DataInfo) -> None:
@@ -245,7 +293,7 @@ def _init_config(cfg: RunConfig, src: Path, overrides: list[str]) -> tuple[RunCo
     if not (src / WEIGHT_FILES[weights]).exists():
         raise RunError(f"--init-from {src} has saved no weights yet; train it first")
     cfg = dataclasses.replace(cfg, model=saved.model)
-    if get(cfg.family).data_kind == "text":
+    if get(cfg.family).data_kind == "text" or get(cfg.family).takes_prompt:
         data = dataclasses.replace(
             cfg.data, tokenizer=saved.data.tokenizer, vocab_size=saved.data.vocab_size
         )

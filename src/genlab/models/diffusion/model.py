@@ -69,6 +69,7 @@ class Diffusion(ImageModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
+    default_guidance = DEFAULT_GUIDANCE
     # bf16 on an AMX CPU: more steps/s at equal loss (digits, benchmarks/cpu_bf16.py)
     cpu_bf16 = True
     sweep = ("sampling_steps", (5, 10, 20, 50, 100))
@@ -135,16 +136,27 @@ class Diffusion(ImageModel):
         super().__init__(config, info, name="the diffusion U-Net")
         c, h, _ = info.shape
         self.schedule = NoiseSchedule(config.schedule, config.timesteps)
-        self.net = UNet(
-            c,
-            h,
-            width=config.width,
-            max_width=config.max_width,
-            blocks=config.blocks,
-            attention_res=config.attention_res,
-            num_classes=info.num_classes if config.conditional else 0,
-            dropout=config.dropout,
+        self.net = self.unet(c, h)
+
+    def unet(self, channels: int, size: int, **extra: Any) -> UNet:
+        """The denoising network for images of ``channels`` x ``size`` x ``size``."""
+        cfg = self.config
+        return UNet(
+            channels,
+            size,
+            width=cfg.width,
+            max_width=cfg.max_width,
+            blocks=cfg.blocks,
+            attention_res=cfg.attention_res,
+            num_classes=self.info.num_classes if cfg.conditional else 0,
+            dropout=cfg.dropout,
+            **extra,
         )
+
+    @property
+    def guided(self) -> bool:
+        """Whether classifier-free guidance has something to steer by (labels here)."""
+        return self.config.conditional
 
     def sweeps(self) -> list[tuple[str, tuple]]:
         # guidance steers labels: an unconditional model has nothing to sweep there; and
@@ -155,7 +167,7 @@ class Diffusion(ImageModel):
                 values = tuple(v for v in values if v <= self.config.timesteps)
                 if self.config.timesteps not in values and len(values) < 4:
                     values = (*values, self.config.timesteps)
-            if knob != "guidance" or self.config.conditional:
+            if knob != "guidance" or self.guided:
                 out.append((knob, values))
         return out
 
@@ -169,19 +181,28 @@ class Diffusion(ImageModel):
             g = torch.Generator(device=x0.device).manual_seed(0)
         t = torch.randint(0, cfg.timesteps, (n,), device=x0.device, generator=g)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
-        y = self._labels_of(batch)
-        if y is not None and self.training and cfg.label_dropout > 0:
-            drop = torch.rand(n, device=x0.device) < cfg.label_dropout
-            y = torch.where(drop, torch.full_like(y, self.info.num_classes), y)
+        cond = self.condition(batch, n)
         compiled = self.__dict__.get("_compiled_net")
         training = compiled is not None and self.training and torch.is_grad_enabled()
         net = compiled if training else self.net
-        out = net(self.schedule.add_noise(x0, eps, t), t, y)
+        out = net(self.schedule.add_noise(x0, eps, t), t, **cond)
         target = self.schedule.target(x0, eps, t, cfg.prediction)
         err = F.mse_loss(out.float(), target.float(), reduction="none").flatten(1).mean(1)
         w = self.schedule.loss_weight(t, cfg.prediction, cfg.weighting, cfg.snr_gamma)
         loss = (w.to(err.dtype) * err).mean()
         return {"loss": loss, "mse": err.mean().detach()}
+
+    def condition(self, batch: dict[str, Any], n: int) -> dict[str, torch.Tensor]:
+        """What the U-Net is conditioned on for a training batch (its keyword arguments):
+        the labels, a share ``label_dropout`` of them replaced by the null label while
+        training; nothing for an unconditional model."""
+        y = self._labels_of(batch)
+        if y is None:
+            return {}
+        if self.training and self.config.label_dropout > 0:
+            drop = torch.rand(n, device=y.device) < self.config.label_dropout
+            y = torch.where(drop, torch.full_like(y, self.info.num_classes), y)
+        return {"y": y}
 
     def compile_for_training(self) -> bool:
         """The U-Net alone, at the training batch's one shape (the trainer drops the last
@@ -193,25 +214,33 @@ class Diffusion(ImageModel):
         return True
 
     # -- sampling ----------------------------------------------------------------------
-    def denoiser(self, y: torch.Tensor | None, guidance: float):
-        """``(x_t, t) -> (x0_hat, eps_hat)`` with guidance applied to the network output."""
-        guided = y is not None and guidance != 1.0
-        null = torch.full_like(y, self.info.num_classes) if guided else None
+    def denoiser(self, cond: dict, null: dict | None, guidance: float):
+        """``(x_t, t) -> (x0_hat, eps_hat)`` with guidance applied to the network output:
+        ``cond`` the U-Net's conditioning keywords, ``null`` the same for the unguided
+        branch (None: no guidance, one evaluation a step)."""
+        guided = null is not None and guidance != 1.0
 
         def denoise(x: torch.Tensor, t: torch.Tensor):
             if guided:
-                out_c, out_u = self.net(
-                    torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])
-                ).chunk(2)
+                both = {k: torch.cat([cond[k], null[k]]) for k in cond}
+                out_c, out_u = self.net(torch.cat([x, x]), torch.cat([t, t]), **both).chunk(2)
                 out = out_u + guidance * (out_c - out_u)
             else:
-                out = self.net(x, t, y)
+                out = self.net(x, t, **cond)
             return self.schedule.split(out.float(), x, t, self.config.prediction)
 
         return denoise
 
+    def label_condition(self, n: int, label) -> tuple[dict, dict | None]:
+        """(cond, null) for ``n`` samples of ``label``: the labels and the null label, or
+        nothing for an unconditional model."""
+        y = self._labels(n, label)
+        if y is None:
+            return {}, None
+        return {"y": y}, {"y": torch.full_like(y, self.info.num_classes)}
+
     def _check(self, sampling_steps: int, guidance: float | None = None) -> None:
-        if guidance is not None and not self.config.conditional:
+        if guidance is not None and not self.guided:
             raise ConfigError(
                 "--guidance steers a conditional model; this one is not (train with "
                 "model.conditional=true)"
@@ -238,11 +267,20 @@ class Diffusion(ImageModel):
         """``n`` images in [-1, 1]; ``progress(i)`` after each step and ``preview(i, x0_hat)``
         with each step's predicted clean image (see ``sampler.sample``)."""
         self._check(sampling_steps, guidance)
-        y = self._labels(n, label)
+        cond, null = self.label_condition(n, label)
+        return self.draw(
+            n, cond, null, guidance, generator, sampler, sampling_steps, progress, preview
+        )
+
+    def draw(
+        self, n, cond, null, guidance, generator, sampler, sampling_steps, progress, preview
+    ) -> torch.Tensor:
+        """``n`` images from noise with the U-Net conditioned on ``cond`` (guided against
+        ``null``), by ``sampler`` in ``sampling_steps``."""
         x = torch.randn(n, *self.info.shape, generator=generator, device=self.device)
-        denoise = self.denoiser(y, DEFAULT_GUIDANCE if guidance is None else guidance)
+        g = self.default_guidance if guidance is None else guidance
         x = run_sampler(
-            denoise,
+            self.denoiser(cond, null, g),
             self.schedule,
             x,
             sampler=sampler,
@@ -264,8 +302,8 @@ class Diffusion(ImageModel):
     ) -> torch.Tensor:
         """The noise that DDIM (eta 0) with these settings maps back to ``x0``."""
         self._check(sampling_steps, guidance)
-        g = DEFAULT_GUIDANCE if guidance is None else guidance
-        denoise = self.denoiser(self._labels(len(x0), label), g)
+        g = self.default_guidance if guidance is None else guidance
+        denoise = self.denoiser(*self.label_condition(len(x0), label), g)
         return ddim_invert(denoise, self.schedule, x0.to(self.device), steps=sampling_steps)
 
 

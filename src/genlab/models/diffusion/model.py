@@ -39,6 +39,7 @@ class DiffusionConfig:
     max_width: int = 256
     blocks: int = 2  # residual blocks per resolution level
     attention_res: int = 16  # self-attention at levels of this size and smaller
+    patch: int = 1  # >1: the U-Net sees patch x patch pixel blocks as one position
     dropout: float = 0.0
     schedule: Literal["linear", "cosine"] = "cosine"
     timesteps: int = 1000
@@ -57,6 +58,7 @@ class DiffusionConfig:
             "model",
             self,
             max_width=(1, None),
+            patch=(1, 8),
             attention_res=(1, None),
             timesteps=(2, 100_000),
             snr_gamma=(1e-3, None),
@@ -150,6 +152,7 @@ class Diffusion(ImageModel):
             attention_res=cfg.attention_res,
             num_classes=self.info.num_classes if cfg.conditional else 0,
             dropout=cfg.dropout,
+            patch=cfg.patch,
             **extra,
         )
 

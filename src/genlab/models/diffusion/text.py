@@ -129,6 +129,7 @@ class TextDiffusion(Diffusion):
         "default": {
             **TEXT_PRESET,
             "data.size": 32,
+            "model.patch": 2,  # the U-Net runs at 16x16 (benchmarks/txt2img_cpu.py)
             "model.width": 32,
             "model.max_width": 128,
             "model.blocks": 1,

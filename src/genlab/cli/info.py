@@ -87,11 +87,16 @@ def cmd_info(args, overrides: list[str]) -> int:
         raise GenlabError(f"give a run directory, or --family NAME ({', '.join(names())})")
     run_dir = Path(args.run)
     cfg, info = read_config(run_dir)
-    what = (
-        f"{cfg.data.tokenizer} tokenizer, {info.vocab_size} ids"
-        if info.kind == "text"
-        else f"{tuple(info.shape)}, {info.num_classes} classes"
-    )
+    if info.kind == "text":
+        what = f"{cfg.data.tokenizer} tokenizer, {info.vocab_size} ids"
+    elif get(cfg.family).takes_prompt:
+        context = getattr(cfg.model, "text_context", "?")
+        what = (
+            f"{tuple(info.shape)}, captioned: draws what a prompt says (a {cfg.data.tokenizer} "
+            f"tokenizer of its captions, {info.vocab_size} ids; prompts up to {context} tokens)"
+        )
+    else:
+        what = f"{tuple(info.shape)}, {info.num_classes} classes"
     print(f"run {run_dir}: {cfg.family}, preset {cfg.preset}, data {cfg.data.name} {what}")
     last, val = {}, {}
     for rec in read_jsonl(run_dir / "metrics.jsonl"):

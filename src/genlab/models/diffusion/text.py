@@ -143,6 +143,7 @@ class TextDiffusion(Diffusion):
             "train.sample_every": 1000,
             "train.eval_every": 1000,
             "train.checkpoint_every": 1000,
+            "train.grid_size": 32,
         },
         # emoji at 64x64 on a GPU
         "gpu": {

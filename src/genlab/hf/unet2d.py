@@ -58,6 +58,12 @@ def _check(net) -> None:
 
     from genlab.models.diffusion.unet import Attention
 
+    if getattr(net, "patch", 1) != 1:
+        raise ConfigError(
+            f"this run's U-Net sees {net.patch}x{net.patch} pixel blocks as one position "
+            "(model.patch), which diffusers' UNet2DModel cannot express; export takes runs "
+            "with model.patch=1"
+        )
     groups = {m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)}
     heads = {m.qkv.in_features // m.heads for m in net.modules() if isinstance(m, Attention)}
     if groups != {32} or heads != {32}:

@@ -69,6 +69,18 @@ def studio_runs(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def prompt_runs(tmp_path_factory) -> Path:
+    """A folder of a tiny txt2img run ("t2i": 16x16 shapes drawn from captions such as "a
+    small red circle, top left", 50 timesteps) and a run that takes no prompt ("vae")."""
+    from genlab.training.launch import train
+
+    root = tmp_path_factory.mktemp("prompts") / "runs"
+    train("txt2img", root / "t2i", preset="tiny", progress=False)
+    train("vae", root / "vae", preset="tiny", overrides=["train.steps=10"], progress=False)
+    return root
+
+
 class Studio:
     """A `genlab serve` subprocess: ``url`` (with the token, when there is one), ``base``."""
 

@@ -46,29 +46,40 @@ def _need_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def studio_page(studio_runs, tmp_path_factory):
-    """(page, runs folder, console errors) of the studio open in headless chromium."""
+def browser():
+    """Headless chromium, one for the module (Playwright's sync API runs one at a time)."""
     _need_browser()
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _open(browser, server, first_run: str):
+    """(page, console errors) of the studio at ``server`` in a fresh browser context."""
+    errors: list[str] = []
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    page.wait_for_selector(f"#run option[value='{first_run}']", state="attached")
+    return page, errors
+
+
+@pytest.fixture(scope="module")
+def studio_page(studio_runs, tmp_path_factory, browser):
+    """(page, runs folder, console errors) of the studio open in headless chromium."""
     runs = tmp_path_factory.mktemp("browser") / "runs"
     shutil.copytree(studio_runs, runs)
     server = start_studio([runs])
-    errors: list[str] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-            )
-            ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-            page = ctx.new_page()
-            page.set_default_timeout(TIMEOUT)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            page.wait_for_selector("#run option[value='vae']", state="attached")
-            yield page, runs, errors
-            browser.close()
+        page, errors = _open(browser, server, "vae")
+        yield page, runs, errors
+        page.context.close()
     finally:
         server.stop()
 
@@ -272,4 +283,92 @@ def test_a_blind_judgement_is_recorded_in_the_run(studio_page):
 def test_no_script_errors_or_policy_violations(studio_page, tmp_path):
     page, _, errors = studio_page
     page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
+    assert errors == []
+
+
+# -- a run that draws what a prompt says ---------------------------------------------------
+@pytest.fixture(scope="module")
+def prompt_page(prompt_runs, tmp_path_factory, browser):
+    """(page, runs folder, console errors) of the studio over a txt2img run and a VAE."""
+    runs = tmp_path_factory.mktemp("browser-prompts") / "runs"
+    shutil.copytree(prompt_runs, runs, ignore=shutil.ignore_patterns("studio"))
+    server = start_studio([runs])
+    try:
+        page, errors = _open(browser, server, "t2i")
+        yield page, runs, errors
+        page.context.close()
+    finally:
+        server.stop()
+
+
+def test_a_prompt_typed_and_entered_forms_in_previews_and_stays_with_the_result(prompt_page):
+    from genlab.outputs.provenance import read_provenance
+
+    page, runs, errors = prompt_page
+    _pick(page, "t2i")
+    order = page.eval_on_selector_all("#controls [data-control]", "e => e.map(x => x.dataset.control)")
+    assert set(order) == set(get("txt2img").controls)
+    assert order[:2] == ["prompt", "negative_prompt"]  # the prompt boxes first
+    box = page.locator("#gen-form [name='prompt']")
+    box.press("Enter")  # nothing typed: the page says what is missing, nothing is sent
+    assert "prompt" in page.inner_text("#status")
+    assert page.locator("#results .sample").count() == 0
+    prompt, negative = "a large red circle, top left", "a blue square"
+    box.fill(prompt)
+    page.fill("#gen-form [name='negative_prompt']", negative)
+    _set(page, "sampling_steps", 50)
+    _set(page, "n", 4)
+    _watch(page, "#preview-area", "document.querySelector('#preview').getAttribute('src')")
+    box.press("Enter")
+    page.wait_for_selector("#results .sample")
+    seen = page.evaluate("window.__seen")
+    assert [src for src, shown in seen if src and shown == 0], seen  # a preview before the result
+    assert page.locator("#results .sample").count() == 4
+    assert f"“{prompt}”" in page.inner_text("#results-caption")
+    assert f"not “{negative}”" in page.inner_text("#results-caption")
+    pngs = sorted((runs / "t2i" / "studio").glob("*.png"))
+    assert len(pngs) == 4
+    for png in pngs:  # what the gallery keeps says what it was drawn from
+        controls = read_provenance(png.read_bytes())["controls"]
+        assert controls["prompt"] == prompt and controls["negative_prompt"] == negative
+    page.wait_for_selector("#gallery .gallery-item img")
+    assert prompt in page.locator("#gallery .gallery-item").first.get_attribute("title")
+    page.screenshot(path="/tmp/studio_prompt.png", full_page=True)
+    assert errors == []
+
+
+def test_a_dropped_prompt_png_restores_its_prompt_and_pixels(prompt_page, tmp_path):
+    page, runs, errors = prompt_page
+    _pick(page, "t2i")
+    prompt = "a small blue square, bottom right"
+    page.fill("#gen-form [name='prompt']", prompt)
+    _set(page, "seed", 77)
+    _set(page, "n", 3)
+    _set(page, "sampling_steps", 6)
+    page.click("#generate")
+    page.wait_for_selector("#results .sample")
+    with page.expect_download() as dl:
+        page.locator("#results .sample").nth(2).locator("a[download$='.png']").click()
+    saved = tmp_path / "saved.png"
+    dl.value.save_as(saved)
+    _pick(page, "vae")  # somewhere else entirely
+    page.set_input_files("#restore-file", str(saved))
+    page.wait_for_selector("#results .restored")
+    assert page.input_value("#run") == "t2i"
+    assert page.input_value("#gen-form [name='prompt']") == prompt
+    src = page.locator("#results .restored img").first.get_attribute("src")
+    again = base64.b64decode(src.split(",", 1)[1])
+    assert np.array_equal(_pixels(again), _pixels(saved.read_bytes()))
+    assert errors == []
+
+
+def test_a_blind_trial_of_a_prompt_run_shows_its_caption(prompt_page):
+    page, _, errors = prompt_page
+    page.click("#tab-judge")
+    page.select_option("#judge-run", "t2i")
+    page.click("#judge-next")
+    page.wait_for_selector("#judge-item .judge-prompt")
+    assert page.inner_text("#judge-item .judge-prompt").strip().startswith("“")
+    assert page.locator("#judge-item img").count() == 1
+    page.click("#tab-studio")
     assert errors == []

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
         "interpolate latents, compare two runs on the same seeds, and judge: a blind "
         "real-or-generated test (HYPE) and pairwise preferences (Bradley-Terry), stored "
         "in each run's judgements.jsonl and shown by `genlab compare`. The same API is "
-        "documented at /docs; text runs also answer OpenAI's /v1/completions.\n\n"
+        "documented at /docs; text runs also answer OpenAI's /v1/completions, and runs that "
+        "draw what a prompt says (txt2img) its /v1/images/generations.\n\n"
         "Security: binds 127.0.0.1 by default. Any other --host needs a token (one is "
         "generated and printed in the URL when --token is not given); requests from "
         "other sites, other Host names and without the token are refused.",

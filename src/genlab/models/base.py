@@ -173,6 +173,11 @@ class GenerativeModel(nn.Module):
         """The family's own likelihood figures on held-out data ({} if it has none)."""
         return {}
 
+    def prompt_as_read(self, prompt: str) -> str:
+        """A family that ``takes_prompt``: ``prompt`` as its text encoder reads it (cut to
+        its context when longer); the prompt itself for any other."""
+        return prompt
+
     @classmethod
     def check_controls(cls, controls: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; an unknown or out-of-range control raises ConfigError."""

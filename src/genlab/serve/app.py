@@ -4,6 +4,7 @@
     # GET  /api/runs                  the served runs, each with its declared controls
     # POST /api/generate              a job id -> GET /api/jobs/{id}/events (Server-Sent Events)
     # POST /v1/completions            OpenAI-compatible text completions (stream too)
+    # POST /v1/images/generations      OpenAI-compatible images, for runs that take a prompt
 
 Every model call runs in a worker thread (jobs.py: the bodies are in generate.py), never on
 the event loop; requests are checked in requests.py (limits, types) and by each family's
@@ -100,35 +101,55 @@ def create_app(
 
 def _add_error_handlers(app: FastAPI, jobs: JobQueue) -> None:
     """Every refusal as {"detail": one line}: 400 for a bad request, 404 for an unknown run,
-    429 (with Retry-After) for a full queue."""
+    429 (with Retry-After) for a full queue; on the OpenAI routes (/v1/) in OpenAI's shape
+    too, {"error": {"message", "type", "param", "code"}}, which its clients read."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError):
         errs = exc.errors()
         e = errs[0] if errs else {}
         if e.get("type") == "json_invalid":
-            return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+            return _refusal(request, 400, "the body is not valid JSON")
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-        return JSONResponse(
-            {"detail": f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid")},
-            status_code=400,
-        )
+        line = f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid")
+        return _refusal(request, 400, line, param=where or None)
 
     @app.exception_handler(UnknownRun)
     async def _unknown_run(request: Request, exc: UnknownRun):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return _refusal(request, 404, str(exc), code="model_not_found")
 
     @app.exception_handler(GenlabError)
     async def _genlab_error(request: Request, exc: GenlabError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return _refusal(request, 400, str(exc))
 
     @app.exception_handler(QueueFull)
     async def _queue_full(request: Request, exc: QueueFull):
-        return JSONResponse(
-            {"detail": f"the studio is busy ({jobs.pending} jobs waiting); retry shortly"},
-            status_code=429,
+        return _refusal(
+            request,
+            429,
+            f"the studio is busy ({jobs.pending} jobs waiting); retry shortly",
             headers={"Retry-After": str(exc.retry_after)},
         )
+
+
+OPENAI_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def _refusal(
+    request: Request,
+    status: int,
+    line: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict | None = None,
+) -> JSONResponse:
+    """{"detail": line}; on /v1/ with OpenAI's {"error": ...} beside it."""
+    body: dict[str, Any] = {"detail": line}
+    if request.url.path.startswith("/v1/"):
+        kind = OPENAI_TYPES.get(status, "invalid_request_error")
+        body["error"] = {"message": line, "type": kind, "param": param, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _add_page_routes(app: FastAPI, static: dict[str, bytes]) -> None:

@@ -56,7 +56,7 @@ def generate_job(index: RunIndex, body: dict, kind: str):
 
     def fn(job: Job):
         run = index.load(rid)
-        ref = index.reference(rid)
+        ref = index.reference(rid) if body.get("novelty", True) else None
         if kind == "text":
             return sample_text(job, run, rid, ref, body)
         if body["mode"] == "sample":
@@ -108,6 +108,24 @@ def sample_images(job: Job, run: Run, run_id: str, ref: Reference, req: dict) ->
     return _image_result(run, run_id, ref, x, labels, how, req.get("save", True))
 
 
+def _prompted(run: Run, controls: dict, j: int) -> tuple[dict, dict]:
+    """For a run that draws what a prompt says: (sample ``j``'s controls as it used them,
+    its own prompt and negative prompt out of a list of one a sample, the default guidance
+    as its value, as `genlab sample` records them; the item's fields: the prompt, and the
+    prompt as the encoder read it). For any other run: (``controls``, {})."""
+    model = run.model
+    if not model.takes_prompt:
+        return controls, {}
+    c = dict(controls)
+    for key in ("prompt", "negative_prompt"):
+        if isinstance(c.get(key), list):
+            c[key] = c[key][j % len(c[key])]
+    if c.get("guidance") is None and hasattr(model, "default_guidance"):
+        c["guidance"] = model.default_guidance
+    prompt = c.get("prompt") or ""
+    return c, {"prompt": prompt, "prompt_read": model.prompt_as_read(prompt)}
+
+
 def _step_hooks(job: Job, controls: dict, flip: bool = False) -> dict:
     """``progress`` and ``preview`` callbacks that emit job events (previews at most every
     PREVIEW_EVERY seconds, and the last one)."""
@@ -137,16 +155,20 @@ def _image_result(run, run_id, ref, x, labels, how: dict, save: bool, index_base
     (and for sound its WAV), kept in the gallery when ``save``."""
     imgs = to_uint8(x)
     audio = spectrogram_of(run)
-    novelty = image_novelty(
-        torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), ref, flip=audio is not None
-    )
+    novelty = [None] * len(imgs)  # ref None: no novelty asked for (the OpenAI routes)
+    if ref is not None:
+        pixels = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+        novelty = image_novelty(pixels, ref, flip=audio is not None)
     waves = None
     if audio is not None:  # sound: as `genlab sample` writes it (the default Griffin-Lim)
         waves = to_waves(x, audio, generator=phase_generator(how["seed"]))
         imgs = flip_frequency(imgs)
     items = []
     for i, img in enumerate(imgs):
-        meta = provenance(run, run_id, **how, index=i if index_base is None else index_base[i])
+        # a strip redraws one sample of the batch: its prompt is that sample's
+        controls, said = _prompted(run, how["controls"], how.get("index_of", i))
+        mine = {**how, "controls": controls}
+        meta = provenance(run, run_id, **mine, index=i if index_base is None else index_base[i])
         png = png_with_provenance(img, meta)
         item = {
             "i": i,
@@ -154,6 +176,7 @@ def _image_result(run, run_id, ref, x, labels, how: dict, save: bool, index_base
             "label": labels[i] if labels else None,
             "meta": meta,
             "novelty": novelty[i],
+            **said,
         }
         if waves is not None:
             item["wav"] = wav_data_uri(waves[i], audio.sample_rate)

@@ -133,7 +133,9 @@ def run_ref(index: RunIndex, rid: str) -> dict:
 
 
 def real_or_generated(index: RunIndex, rng, rid: str) -> dict:
-    """One blind item of run ``rid``: a held-out real one or a generated one, by a coin."""
+    """One blind item of run ``rid``: a held-out real one or a generated one, by a coin. A
+    run that draws what a prompt says is judged on the captions of held-out images: the
+    item shows a caption, beside that image or one drawn from the caption."""
     run, ref = index.load(rid), index.reference(rid)
     truth = rng.choice(["real", "generated"])
     seed = rng.randrange(2**31)
@@ -143,23 +145,41 @@ def real_or_generated(index: RunIndex, rng, rid: str) -> dict:
         item = {"text": _real_passage(fake, ref, rng) if truth == "real" else _cut_at_word(fake)}
     else:
         spec = spectrogram_of(run)
+        k = rng.randrange(len(ref.test))
+        kw = _prompt_kw(run, ref, k) or _labels_kw(run, rng)
         if truth == "real":  # sound: a person listens to a real clip as recorded
-            k = rng.randrange(len(ref.test))
             x = ref.test[k].permute(1, 2, 0).numpy()
             wave = None if spec is None else ref.test_wave[k].numpy()
         else:
-            fake = run.model.sample(1, generator=g, **_labels_kw(run, rng))
+            fake = run.model.sample(1, generator=g, **kw)
             x = to_uint8(fake)[0]
             wave = _generated_wave(fake, spec, seed)
-        item = _judged_item(x, spec, wave)
+        item = {**_judged_item(x, spec, wave), **_shown_prompt(kw)}
     return {"truth": truth, "item": item, "seed": seed, "run": run_ref(index, rid),
             "data": run.info.kind}
 
 
+def _prompt_kw(run, ref, k: int) -> dict:
+    """{"prompt": the caption of held-out image ``k``} for a run that takes a prompt, {}
+    for any other."""
+    if not run.model.takes_prompt:
+        return {}
+    if not ref.captions:
+        raise GenlabError("this run's data has no captions of held-out images to prompt it with")
+    return {"prompt": ref.captions[k]}
+
+
+def _shown_prompt(kw: dict) -> dict:
+    return {"prompt": kw["prompt"]} if "prompt" in kw else {}
+
+
 def pairwise(index: RunIndex, rng, rids: list[str], seed: int, controls: dict) -> dict:
-    """One sample of each of two runs of the same kind, with the same seed, in random order."""
+    """One sample of each of two runs of the same kind, with the same seed, in random order;
+    two runs that take a prompt draw the same one (``controls``', else the caption of a
+    held-out image of the first run's data)."""
     sides = []
     kinds = set()
+    controls = _pair_prompt(index, rng, rids, controls)
     for rid in rids:
         run = index.load(rid)
         kinds.add(run.info.kind)
@@ -176,7 +196,26 @@ def pairwise(index: RunIndex, rng, rids: list[str], seed: int, controls: dict) -
     if len(kinds) != 1:
         raise GenlabError("a pairwise test needs two runs of the same kind (images or text)")
     rng.shuffle(sides)
+    if controls.get("prompt") is not None and kinds == {"images"}:
+        for _, item in sides:
+            item["prompt"] = controls["prompt"]
     return {"sides": sides, "seed": seed, "controls": controls, "data": kinds.pop()}
+
+
+def _pair_prompt(index: RunIndex, rng, rids: list[str], controls: dict) -> dict:
+    """``controls`` with the prompt both runs draw when they take one; GenlabError when one
+    takes a prompt and the other does not (they would not draw the same thing)."""
+    takes = [index.load(rid).model.takes_prompt for rid in rids]
+    if not any(takes):
+        return controls
+    if not all(takes):
+        raise GenlabError(
+            "a pairwise test of a run that takes a prompt needs another that takes one"
+        )
+    if controls.get("prompt"):
+        return controls
+    ref = index.reference(rids[0])
+    return {**controls, **_prompt_kw(index.load(rids[0]), ref, rng.randrange(len(ref.test)))}
 
 
 def _generated_wave(fake, spec, seed: int):

@@ -4,6 +4,7 @@
 from pydantic import BaseModel, ConfigDict
 
 MAX_IMAGES = 64
+MAX_API_IMAGES = 16  # /v1/images/generations: OpenAI's n takes 1 to 10; genlab's, 1 to 16
 MAX_TEXTS = 8
 MAX_STEPS = 1000  # diffusion sampling steps
 MAX_NEW_TOKENS = 2048

@@ -86,6 +86,7 @@ def validate_generate(req: GenerateRequest, d: dict[str, Any]) -> tuple[dict, st
     full = family.check_controls({k: v for k, v in req.controls.items() if v is not None})
     _check_sampling_steps(req, full, d.get("timesteps"))
     _check_text_controls(full)
+    _check_prompts(full, d, n)
     _check_labels(req, full, d)
     if req.mode == "strip":
         _check_strip(req, family)
@@ -117,12 +118,33 @@ def _check_sampling_steps(req: GenerateRequest, full: dict, most: int | None) ->
 def _check_text_controls(full: dict) -> None:
     if full.get("max_new_tokens", 0) > MAX_NEW_TOKENS:
         raise GenlabError(f"max_new_tokens: the studio takes at most {MAX_NEW_TOKENS}")
-    if len(full.get("prompt") or "") > MAX_PROMPT:
-        raise GenlabError(f"prompt: at most {MAX_PROMPT} characters")
     stops = full.get("stop") or []
     stops = [stops] if isinstance(stops, str) else stops
     if len(stops) > MAX_STOPS or any(len(s) > 100 for s in stops):
         raise GenlabError(f"stop: at most {MAX_STOPS} strings of 100 characters")
+
+
+def _check_prompts(full: dict, d: dict, n: int) -> None:
+    """Each prompt (and negative prompt) at most MAX_PROMPT characters, at most one a
+    sample; a run that draws what a prompt says (``takes_prompt``) needs a non-empty one."""
+    for key in ("prompt", "negative_prompt"):
+        v = full.get(key)
+        given = v if isinstance(v, list) else [] if v is None else [v]
+        if any(len(p) > MAX_PROMPT for p in given):
+            raise GenlabError(f"{key}: at most {MAX_PROMPT} characters")
+        if isinstance(v, list) and len(v) > n:
+            raise GenlabError(f"{key}: {len(v)} prompts for {n} samples; give one, or one a sample")
+        if isinstance(v, list) and not v:
+            raise GenlabError(f"{key}: give one prompt (a string), or a list of one a sample")
+    if not d.get("takes_prompt"):
+        return
+    prompts = full.get("prompt")
+    prompts = prompts if isinstance(prompts, list) else [prompts or ""]
+    if any(not p.strip() for p in prompts):
+        raise GenlabError(
+            'prompt: empty; say what to draw, e.g. "a small red circle, top left" (the empty '
+            "prompt is the unconditional model guidance steers away from)"
+        )
 
 
 def _check_labels(req: GenerateRequest, full: dict, d: dict) -> None:

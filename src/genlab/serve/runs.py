@@ -52,6 +52,7 @@ class Reference:
     threshold: float | None = None
     test: torch.Tensor | None = None  # uint8 (M, C, H, W): real images for the blind test
     test_wave: torch.Tensor | None = None  # sound: the real test clips as recorded (M, samples)
+    captions: list[str] | None = None  # captioned images: the caption of each test image
     index: Any = None  # metrics.text.CorpusIndex
     passages: list[str] | None = None  # held-out documents: real text for the blind test
 
@@ -139,8 +140,8 @@ class RunIndex:
         for name, c in cls.controls.items():
             if name == "label" and not conditional:
                 continue
-            if name == "guidance" and not conditional:
-                continue
+            if name == "guidance" and not (conditional or cls.takes_prompt):
+                continue  # guidance steers toward a class or a prompt
             controls[name] = {
                 "type": c.type.__name__,
                 "default": c.default,
@@ -159,6 +160,8 @@ class RunIndex:
             "classes": list(info.classes) if conditional else [],
             "conditional": conditional,
             "has_latent": bool(cls.has_latent),
+            # draws what a prompt says: the page draws a prompt box, /v1/images takes it
+            "takes_prompt": bool(cls.takes_prompt),
             "controls": controls,
             "weights": weights,
             "weights_sha256": _weights_sha256(wpath),
@@ -339,4 +342,5 @@ def _build_reference(cfg, info) -> Reference:
         threshold=torch.quantile(d_test, 0.01).item(),
         test=test.x,
         test_wave=getattr(test, "wave", None),
+        captions=list(test.captions) if getattr(test, "captions", None) else None,
     )

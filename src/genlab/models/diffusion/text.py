@@ -238,6 +238,16 @@ class TextDiffusion(Diffusion):
             )
         return self.text.pad(ids).to(self.device)
 
+    def prompt_as_read(self, prompt: str) -> str:
+        """``prompt`` as the text encoder reads it: whole, or its first ``text_context``
+        tokens decoded when it is longer (what OpenAI's image API calls the revised
+        prompt); no warning here, encode_prompts gives that."""
+        if self.tokenizer is None:
+            raise ConfigError("this txt2img model has no tokenizer: load it with genlab.load")
+        ids = self.tokenizer.encode(prompt)
+        ctx = self.config.text_context
+        return prompt if len(ids) <= ctx else self.tokenizer.decode(ids[:ctx])
+
     def context(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         states, mask = self.text(ids)
         return {"context": states, "context_mask": mask}

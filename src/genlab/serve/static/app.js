@@ -236,16 +236,28 @@
   function drawControls(container, run, o) {
     clear(container);
     const names = Object.keys(run.controls || {}).filter((n) => controlApplies(run, n));
+    // a run that draws what a prompt says: its prompt boxes first, above the sampling knobs
+    if (run.takes_prompt) names.sort((a, b) => isPromptBox(run, b) - isPromptBox(run, a));
     for (const name of names) {
       if (o.only && !o.only.includes(name)) continue;
       container.append(controlWidget(name, run.controls[name], run, o));
     }
   }
 
+  /** Whether guidance steers this run: toward a class (conditional) or toward a prompt. */
+  function guided(run) {
+    return !!(run.conditional || run.takes_prompt);
+  }
+  /** The prompt and negative prompt of a run that draws what a prompt says. */
+  function isPromptBox(run, name) {
+    return !!run.takes_prompt && (name === 'prompt' || name === 'negative_prompt');
+  }
+
   function controlApplies(run, name) {
     const spec = run.controls[name];
     if (!spec) return false;
-    if ((name === 'label' || name === 'guidance') && !run.conditional) return false;
+    if (name === 'label' && !run.conditional) return false;
+    if (name === 'guidance' && !guided(run)) return false;
     if (name === 'label' && !(run.classes && run.classes.length)) return false;
     return true;
   }
@@ -277,6 +289,7 @@
     const help = spec.help ? el('p', { class: 'caption help' }, spec.help) : null;
     const nullable = spec.default === null || spec.default === undefined;
 
+    if (isPromptBox(run, name)) return promptWidget(wrap, name, spec, id, inputName, help);
     if (name === 'label' || (spec.many && spec.type === 'int' && run.classes && run.classes.length)) {
       wrap.dataset.kind = 'label';
       const sel = el('select', { id, name: inputName, title: spec.help || '' });
@@ -383,6 +396,33 @@
     return wrap;
   }
 
+  /** A prompt box: Enter generates (Shift+Enter: a new line, a prompt a line, taken in turn
+   * by the samples). */
+  function promptWidget(wrap, name, spec, id, inputName, help) {
+    wrap.dataset.kind = 'prompt';
+    wrap.classList.add('prompt-field');
+    const main = name === 'prompt';
+    const ta = el('textarea', {
+      id,
+      name: inputName,
+      rows: main ? 3 : 1,
+      class: main ? 'prompt-box' : 'prompt-box negative',
+      placeholder: main ? 'what to draw, e.g. a small red circle, top left' : 'optional: what the image should not be',
+      title: `${spec.help || ''} (Enter: generate; Shift+Enter: another prompt, one a sample)`,
+      spellcheck: 'false',
+      'aria-describedby': `${id}-help`,
+    });
+    ta.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' || ev.shiftKey || ev.isComposing) return;
+      ev.preventDefault();
+      const form = ta.closest('form');
+      if (form) form.requestSubmit();
+    });
+    if (help) help.id = `${id}-help`;
+    append(wrap, [ta, help]);
+    return wrap;
+  }
+
   function neutralValue(spec) {
     let v = spec.type === 'int' ? spec.low ?? 0 : 1;
     if (spec.low !== null && spec.low !== undefined && v < spec.low) v = spec.low;
@@ -417,6 +457,9 @@
       const raw = input.value;
       if (kind === 'label') {
         if (raw !== '') out[name] = parseInt(raw, 10);
+      } else if (kind === 'prompt') {
+        const lines = raw.split('\n').map((x) => x.trim()).filter((x) => x !== '');
+        if (lines.length) out[name] = lines.length === 1 ? lines[0] : lines;
       } else if (kind === 'list') {
         const items = raw
           .split('\n')
@@ -452,6 +495,8 @@
       if (kind === 'label') {
         if (Array.isArray(v)) v = v.length && v.every((x) => x === v[0]) ? v[0] : null;
         input.value = v === null || v === undefined ? '' : String(v);
+      } else if (kind === 'prompt') {
+        input.value = Array.isArray(v) ? v.join('\n') : v === null || v === undefined ? '' : String(v);
       } else if (kind === 'list') {
         const list = Array.isArray(v) ? v : v === null || v === undefined ? [] : [v];
         input.value = list.map((x) => (typeof x === 'string' ? escapeLine(x) : String(x))).join('\n');
@@ -467,7 +512,8 @@
     for (const [k, v] of Object.entries(controls || {})) {
       if (v === null || v === undefined) continue;
       if (!run.controls || !run.controls[k]) continue;
-      if ((k === 'guidance' || k === 'label') && !run.conditional) continue;
+      if (k === 'label' && !run.conditional) continue;
+      if (k === 'guidance' && !guided(run)) continue;
       out[k] = v;
     }
     return out;
@@ -559,6 +605,7 @@
     if (run.step !== undefined && run.step !== null) bits.push(`step ${run.step}`);
     if (run.weights) bits.push(`${run.weights} weights`);
     if (run.conditional) bits.push(`${(run.classes || []).length} classes`);
+    if (run.takes_prompt) bits.push('draws what a prompt says');
     info.append(bits.join(' · '));
     if (run.ready === false) info.append(el('strong', { class: 'not-ready' }, ' · no weights yet'));
     if (run.weights_sha256) info.title = `weights sha256 ${run.weights_sha256}`;
@@ -924,6 +971,9 @@
       figs.append(el('figure', { class: 'nearest-fig' }, near, el('figcaption', { class: 'caption' }, 'nearest'), verdict));
     }
     card.append(figs);
+    // a prompt run's card says what it was drawn from (unless the batch caption says it for all)
+    const cut = typeof item.prompt_read === 'string' && item.prompt_read !== item.prompt;
+    if (typeof item.prompt === 'string' && (o.prompt !== false || cut)) card.append(promptLine(item.prompt, item.prompt_read));
     const base = fileBase(run.id, meta, idx);
     if (item.wav) card.append(audioPlayer(item.wav, `sample ${idx}`));
     const links = el('div', { class: 'links' },
@@ -948,6 +998,29 @@
       });
     }
     return card;
+  }
+
+  /** What a sample was drawn from: its prompt, and what the model read of it when the
+   * prompt was longer than its text encoder's context. */
+  function promptLine(prompt, read) {
+    const box = el('div', { class: 'sample-prompts' }, el('p', { class: 'sample-prompt', title: prompt }, `“${prompt}”`));
+    if (typeof read === 'string' && read !== prompt) {
+      const why = `longer than the model's text encoder reads: it read “${read}”`;
+      box.append(el('p', { class: 'prompt-cut', title: why }, `cut: read as “${read}”`));
+    }
+    return box;
+  }
+
+  /** The prompts of a batch in a few words: “p”, or how many there are in turn. */
+  function promptSummary(controls) {
+    const bits = [];
+    const p = controls && controls.prompt;
+    if (Array.isArray(p)) bits.push(`${p.length} prompts in turn`);
+    else if (typeof p === 'string') bits.push(`“${p}”`);
+    const neg = controls && controls.negative_prompt;
+    if (Array.isArray(neg)) bits.push(`${neg.length} negative prompts`);
+    else if (typeof neg === 'string') bits.push(`not “${neg}”`);
+    return bits;
   }
 
   /** The copied span as code-point offsets into text ([null, null] when none). */
@@ -1103,6 +1176,11 @@
       const batch = o.batch || Object.assign(readSeedN('#seed', '#n'), { controls: o.controls || readControls($('#controls'), run, STUDIO) });
       body = Object.assign({ run: run.id, seed: batch.seed, n: batch.n, controls: batch.controls, mode: 'sample' }, extra);
       if (!$('#save').checked) body.save = false;
+      if (run.takes_prompt && !(body.controls && body.controls.prompt)) {
+        const box = $('#controls [name="prompt"]');
+        if (box) box.focus();
+        throw new Error('prompt: say what to draw, e.g. “a small red circle, top left”');
+      }
     } catch (e) {
       setStatus(statusEl, e.message, 'error');
       return;
@@ -1205,15 +1283,16 @@
           ? textCard(item, run, streamView ? streamView.tokens(item.i) : null)
           : said
             ? sayCard(item, run)
-            : imageCard(item, run, { pickable: exploreKind(run) !== null })
+            : imageCard(item, run, { pickable: exploreKind(run) !== null, prompt: new Set(items.map((it) => it.prompt)).size > 1 })
       );
     }
     show($('#results-card'), true);
     $('#results-title').textContent = run.kind === 'text' ? 'Texts' : said ? 'Said' : run.audio ? 'Clips' : 'Samples';
     const cap = $('#results-caption');
     const ctl = Object.entries(body.controls || {})
-      .filter(([k, v]) => k !== 'prompt' && !(run.controls[k] && JSON.stringify(run.controls[k].default) === JSON.stringify(v)))
+      .filter(([k, v]) => k !== 'prompt' && !isPromptBox(run, k) && !(run.controls[k] && JSON.stringify(run.controls[k].default) === JSON.stringify(v)))
       .map(([k, v]) => `${pretty(k)} ${Array.isArray(v) ? v.map((x) => JSON.stringify(x)).join(' ') : v}`);
+    if (run.takes_prompt) ctl.unshift(...promptSummary(body.controls));
     const copies = items.filter((it) => it.novelty && it.novelty.copy).length;
     const extra = run.kind === 'images' && items.some((it) => it.novelty) ? ` · ${copies} of ${items.length} closer to a training image than the copy threshold` : '';
     cap.textContent = said
@@ -1394,7 +1473,8 @@
     }
     for (const it of items) {
       const meta = it.meta || {};
-      const tip = `seed ${meta.seed} · #${meta.index}${meta.mode && meta.mode !== 'sample' ? ` · ${meta.mode}` : ''}${meta.step !== undefined ? ` · step ${meta.step}` : ''} · ${it.file}`;
+      const said = meta.controls && typeof meta.controls.prompt === 'string' && it.png ? `“${meta.controls.prompt}” · ` : '';
+      const tip = `${said}seed ${meta.seed} · #${meta.index}${meta.mode && meta.mode !== 'sample' ? ` · ${meta.mode}` : ''}${meta.step !== undefined ? ` · step ${meta.step}` : ''} · ${it.file}`;
       const btn = el('button', { type: 'button', class: 'gallery-item', title: `${tip}\nclick to re-create` });
       if (it.png) btn.append(el('img', { class: 'pix', src: it.png, alt: it.file }));
       else btn.append(el('span', { class: 'gallery-text' }, it.prompt ? el('span', { class: 'prompt' }, it.prompt.slice(-60)) : null, (it.text || '').slice(0, 200)));
@@ -1631,6 +1711,12 @@
   const COMPARE = { attr: 'compare-control', prefix: 'compare-' };
   const C = { jobs: [], busy: false, shared: null };
 
+  /** Whether two runs can be set side by side: the same kind, and both drawing what a
+   * prompt says or neither (the same prompt goes to both). */
+  function sameKind(a, b) {
+    return a.kind === b.kind && !!a.takes_prompt === !!b.takes_prompt;
+  }
+
   function fillCompareSelects() {
     const a = $('#compare-a');
     fillRunSelect(a, S.runs);
@@ -1640,9 +1726,9 @@
     const ra = S.byId.get($('#compare-a').value);
     const b = $('#compare-b');
     const prev = b.value;
-    const others = S.runs.filter((r) => ra && r.kind === ra.kind && r.id !== ra.id);
+    const others = S.runs.filter((r) => ra && sameKind(r, ra) && r.id !== ra.id);
     fillRunSelect(b, others, prev);
-    if (!others.length) b.append(el('option', { value: '' }, `no other ${ra ? ra.kind : ''} run`));
+    if (!others.length) b.append(el('option', { value: '' }, `no other ${ra ? (ra.takes_prompt ? 'prompt' : ra.kind) : ''} run`));
     drawCompareControls();
   }
   function compareShared() {
@@ -1802,9 +1888,9 @@
   }
   function fillPairB() {
     const ra = S.byId.get($('#pair-a').value);
-    const others = S.runs.filter((r) => ra && r.kind === ra.kind && r.id !== ra.id);
+    const others = S.runs.filter((r) => ra && sameKind(r, ra) && r.id !== ra.id);
     fillRunSelect($('#pair-b'), others);
-    if (!others.length) $('#pair-b').append(el('option', { value: '' }, `no other ${ra ? ra.kind : ''} run`));
+    if (!others.length) $('#pair-b').append(el('option', { value: '' }, `no other ${ra ? (ra.takes_prompt ? 'prompt' : ra.kind) : ''} run`));
     $('#pair-next').disabled = !others.length;
   }
   $('#pair-a').addEventListener('change', () => {
@@ -1832,6 +1918,11 @@
   }
 
   function judgeMedia(obj, alt) {
+    if (obj && typeof obj.prompt === 'string') {  // a prompt run: judged against what it was asked
+      return el('div', { class: 'judge-prompted' },
+        el('p', { class: 'judge-prompt', title: 'the prompt (a held-out image\'s caption)' }, `“${obj.prompt}”`),
+        judgeMedia(Object.assign({}, obj, { prompt: undefined }), alt));
+    }
     if (obj && obj.png && obj.wav) {  // sound: listen; the spectrogram beside the player
       return el('div', { class: 'judge-sound' },
         el('img', { class: 'pix judge-img', src: obj.png, alt }),

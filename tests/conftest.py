@@ -47,6 +47,61 @@ def use_module_cache(module_cache, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(module_cache))
 
 
+# -- loopback HTTP: a file server standing in for a mirror URL or an official site ----------
+def dead_url() -> str:
+    """An http URL on a local port nobody listens on: connection refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A loopback HTTP server over tmp_path/served (links followed); `requests` records the
+    paths asked for, `url` is its base ("http://127.0.0.1:PORT/")."""
+    import http.server
+    import threading
+    import urllib.parse
+    from types import SimpleNamespace
+
+    root = tmp_path / "served"
+    root.mkdir()
+    state = SimpleNamespace(root=root, requests=[])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            rel = urllib.parse.unquote(self.path.split("?")[0]).lstrip("/")
+            state.requests.append(rel)
+            path = root / rel
+            if not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 64  # many clients at once (parallel downloads) are not turned away
+        daemon_threads = True
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_port}/"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
 # -- the studio (genlab serve) --------------------------------------------------------------
 STUDIO_RUNS = (  # (name, family, overrides): conditional image runs and a text run, seconds each
     ("vae", "vae", ["model.conditional=true", "train.steps=30"]),

@@ -5,19 +5,15 @@ the CLI. No test reaches the internet: the official URL points at a closed local
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import os
-import socket
 import subprocess
 import sys
 import tarfile
-import threading
-import urllib.parse
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from conftest import dead_url
 
 from genlab.data import archive_sets as A
 from genlab.data import catalogue as C
@@ -32,57 +28,21 @@ TAMPERED = "recordings/3_jackson_7.wav"
 MANIFEST = Path(F.__file__).resolve().parent / "manifests" / "fsdd-v1.0.10.sha256"
 
 
-def _dead_url() -> str:
-    """An http URL on a local port nobody listens on: connection refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
 def _point_official(monkeypatch, *urls: str) -> None:
     s = C.NAMED_SETS["fsdd"]
-    archive = dataclasses.replace(s.archive, urls=urls)
-    monkeypatch.setitem(C.NAMED_SETS, "fsdd", dataclasses.replace(s, archive=archive))
+    archive = dataclasses.replace(s.archives[0], urls=urls)
+    monkeypatch.setitem(C.NAMED_SETS, "fsdd", dataclasses.replace(s, archives=(archive,)))
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
-    _point_official(monkeypatch, _dead_url() + OFFICIAL_PATH)
+    _point_official(monkeypatch, dead_url() + OFFICIAL_PATH)
 
 
 @pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server over tmp_path/served; `requests` records the paths asked for."""
-    root = tmp_path / "served"
-    root.mkdir()
-    state = SimpleNamespace(root=root, requests=[])
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            rel = urllib.parse.unquote(self.path.split("?")[0]).lstrip("/")
-            state.requests.append(rel)
-            path = root / rel
-            if not path.is_file():
-                self.send_error(404)
-                return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_port}/"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+def server(file_server):
+    """A loopback HTTP server over tmp_path/served (conftest's file_server)."""
+    return file_server
 
 
 def _manifest() -> dict[str, str]:
@@ -164,10 +124,11 @@ def test_the_shipped_manifest_is_the_published_one(shared_data):
         "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
     )
     assert C._FSDD_ARCHIVE.path == ARCHIVE and C._FSDD_ARCHIVE.prefix == PREFIX
-    assert len(A._manifest("fsdd", s.archive)) == s.archive.count == 3000
+    assert len(s.archives) == 1 and s.archives[0].path == ARCHIVE
+    assert len(A._manifest("fsdd", C._FSDD_ARCHIVE)) == C._FSDD_ARCHIVE.count == 3000
     with tarfile.open(shared_data / ARCHIVE) as tar:
         sizes = sum(m.size for m in tar if m.name.startswith(PREFIX + "recordings/"))
-    assert sizes == s.archive.total_bytes
+    assert sizes == C._FSDD_ARCHIVE.total_bytes
     assert F.locate("fsdd") == ("download", None)
     rows = {r["name"]: r for r in F.list_sets()}
     assert rows["fsdd"]["kind"] == "audio" and rows["fsdd"]["found"] == "download"
@@ -214,7 +175,7 @@ def test_http_mirror_and_the_official_url_through_a_loopback_server(
     (server.root / OFFICIAL_PATH).symlink_to(shared_data / ARCHIVE)
     monkeypatch.delenv("GENLAB_DATA_MIRROR")
     monkeypatch.setenv("GENLAB_CACHE", str(home.parent / "second"))
-    _point_official(monkeypatch, _dead_url() + OFFICIAL_PATH, server.url + OFFICIAL_PATH)
+    _point_official(monkeypatch, dead_url() + OFFICIAL_PATH, server.url + OFFICIAL_PATH)
     second = F.fetch("fsdd", progress=False)
     assert second == home.parent / "second" / "fsdd"
     assert server.requests == [ARCHIVE, OFFICIAL_PATH]
@@ -237,7 +198,7 @@ def test_the_cli_refuses_a_tampered_mirror_with_exit_2(tampered_mirror, tmp_path
     """`genlab data fetch fsdd` as a user runs it; a proxy on a closed port stands in for no
     internet, so the official URL fails at once instead of reaching GitHub."""
     cache = tmp_path / "cache"
-    dead = _dead_url().rstrip("/")
+    dead = dead_url().rstrip("/")
     env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
     env.update(
         GENLAB_CACHE=str(cache),

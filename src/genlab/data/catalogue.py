@@ -3,9 +3,10 @@
     s = named_set("mnist")      # NamedSet: kind, licence, files (path, sha256, size, urls)
 
 Only the table and its types live here; nothing is read or fetched. How a name becomes a
-folder (embedded, cache, mirror, official URL) is `genlab.data.fetch`; a set published as an
-archive whose bytes are not stable (fsdd) is taken apart by `genlab.data.archive_sets`,
-against the manifest of sha256s this table names (a file under genlab/data/manifests/).
+folder (embedded, cache, mirror, official URL) is `genlab.data.fetch`; a set published as
+archives whose bytes are not pinned (fsdd: GitHub's archive of a tag) is taken apart by
+`genlab.data.archive_sets`, against the manifests of sha256s this table names (files under
+genlab/data/manifests/).
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class EmbeddedFile:
 
 @dataclass(frozen=True)
 class RemoteArchive:
-    """A set published as an archive whose bytes are not stable (GitHub's archive of a tag).
+    """An archive of a set whose bytes are not pinned (GitHub's archive of a tag, a package).
 
     The archive itself is never pinned: each member genlab keeps is checked against a sha256
     manifest shipped inside genlab, and only those members are written to the cache, under
-    CACHE/<first folder of `path`>/<the manifest's name>.
+    CACHE/<first folder of `path`>/<the manifest's name>. A set may have several archives:
+    all of them go into that one folder, together or not at all.
     """
 
     path: str  # the archive in the mirror layout: "fsdd/free-spoken-digit-dataset-v1.0.10.tar.gz"
@@ -57,6 +59,12 @@ class RemoteArchive:
     size: int  # about how many bytes the archive has (for the progress bar; never checked)
     max_size: int  # a source that sends more than this is refused
     noun: str = "files"  # what the members are, for messages: "verified 3,000 recordings"
+    # which members are kept, under which names: (start of a path in the archive after
+    # `prefix`, the start of its name in the manifest); by default every path keeps its name
+    members: tuple[tuple[str, str], ...] = (("", ""),)
+    # the official copy served file by file (a CDN over a package), tried after `urls`: a
+    # manifest name's file is at files_url + its path in the archive after `prefix`
+    files_url: str = ""
 
     @property
     def folder(self) -> str:
@@ -75,7 +83,8 @@ class NamedSet:
     citation: str
     files: tuple[RemoteFile, ...]
     embedded: EmbeddedFile | None = None  # shipped inside genlab (else in a dependency)
-    archive: RemoteArchive | None = None  # fetched as an archive, members checked by manifest
+    # fetched as archives (into one folder), every member kept checked against a manifest
+    archives: tuple[RemoteArchive, ...] = ()
 
 
 def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
@@ -262,7 +271,7 @@ NAMED_SETS: dict[str, NamedSet] = {
             citation="Jakobovski et al., Free Spoken Digit Dataset (FSDD) v1.0.10, "
             "https://github.com/Jakobovski/free-spoken-digit-dataset",
             files=(),
-            archive=_FSDD_ARCHIVE,
+            archives=(_FSDD_ARCHIVE,),
         ),
     ]
 }

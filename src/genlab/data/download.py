@@ -1,22 +1,28 @@
 """The low-level pieces of a download, shared by the fetch chain (fetch.py) and the archive
 sets (archive_sets.py): where the mirror is, how a source is opened and labelled, a progress
-bar, and the one-line reasons and warnings the chain prints.
+bar, many small files downloaded in parallel (each checked), and the one-line reasons and
+warnings the chain prints.
 
     with open_source("https://example.org/a.gz", None) as src:   # or a local path
         chunk = src.read(CHUNK)
+    error = download_files([(name, url, target, sha256), ...], limit, "emoji", progress=True)
 
 Nothing here knows the named sets or where the cache is: `genlab.data.fetch` is the chain.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +33,8 @@ from genlab.errors import DataError
 
 TIMEOUT_S = 30
 CHUNK = 1 << 16  # bytes read at a time from a source
+THREADS = 16  # files downloaded at once, many small files (download_files)
+TRIES = 3  # per file, for errors that may pass (a timeout, a dropped connection, HTTP 5xx)
 _USER_AGENT = "genlab/0.1 (+https://github.com/genlab)"
 
 # what a download can fail with: each becomes one line naming why (download_error)
@@ -90,6 +98,72 @@ def progress_bar(total: int, name: str, label: str, progress: bool) -> tqdm:
     )
 
 
+def download_files(
+    jobs: list[tuple[str, str, Path, str]], limit: int, desc: str, progress: bool
+) -> str | None:
+    """Download many small files in parallel threads: each job (name, URL, target, sha256)
+    hashed as it is written to its target, tried again after an error that may pass. None
+    when every file is right, else why not, naming the first that failed (once one has
+    failed, those not started yet are skipped). A count of files on stderr if `progress`."""
+    stop = threading.Event()
+
+    def one(job: tuple[str, str, Path, str]) -> str | None:
+        if stop.is_set():
+            return None
+        name, url, target, digest = job
+        error = _get_checked(url, target, digest, limit)
+        if error is not None:
+            stop.set()
+            return f"{name} {error}"
+        return None
+
+    errors = []
+    bar = tqdm(total=len(jobs), desc=desc, unit=" files", file=sys.stderr, disable=not progress)
+    with bar, ThreadPoolExecutor(max_workers=THREADS) as pool:
+        for future in as_completed([pool.submit(one, job) for job in jobs]):
+            if (error := future.result()) is not None:
+                errors.append(error)
+            bar.update(1)
+    more = f" (and {len(errors) - 1:,} more)" if len(errors) > 1 else ""
+    return f"{errors[0]}{more}" if errors else None
+
+
+def _get_checked(url: str, target: Path, digest: str, limit: int) -> str | None:
+    """Download one file to `target`, checked against `digest`; None on success, else why not
+    (a phrase to follow the file's name)."""
+    for attempt in range(TRIES):
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(target, "wb") as out, open_source(url, None) as src:
+                while chunk := src.read(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        return f"is more than {limit:,} bytes at {url}: not this file"
+                    h.update(chunk)
+                    out.write(chunk)
+        except DOWNLOAD_ERRORS as e:
+            if attempt + 1 < TRIES and _may_pass(e):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            return f"failed ({download_error(e)}) at {url}"
+        if h.hexdigest() != digest:
+            return f"does not match its published sha256: tampered or corrupt copy at {url}"
+        return None
+    return None  # not reached: the last try returns
+
+
+def _may_pass(e: BaseException) -> bool:
+    """An error worth another try: a timeout, a dropped connection, HTTP 429 or 5xx."""
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code == 429 or e.code >= 500
+    if isinstance(e, urllib.error.URLError) and isinstance(e.reason, BaseException):
+        e = e.reason
+    return isinstance(
+        e, (TimeoutError, ConnectionResetError, ConnectionAbortedError, http.client.HTTPException)
+    )
+
+
 def unwritable_cache(folder: Path, reason: object) -> DataError:
     """The one-line error for a cache folder genlab cannot write to (raise it `from None`)."""
     return DataError(
@@ -126,6 +200,7 @@ __all__ = [
     "DOWNLOAD_ERRORS",
     "TIMEOUT_S",
     "download_error",
+    "download_files",
     "mirror_setting",
     "mirror_url_source",
     "official_source",

@@ -19,15 +19,16 @@ A download goes to a hidden temporary file beside its final name in the cache, i
 (size and sha256), fsynced and moved into place with `os.replace`, so a crash or a bad
 source never leaves a half or wrong file under the real name.
 
-A set published only as an archive whose bytes are not stable (fsdd: GitHub's archive of a
-tag, regenerated on demand) is a `RemoteArchive`, fetched by `genlab.data.archive_sets`:
-the archive is never pinned; it is fetched (mirror folder or URL, then the official URL) to
-a temporary file, and only the members that a manifest shipped inside genlab lists are taken
-out of it, under the manifest's names, each checked by sha256, into a temporary folder that
-is renamed into place once all are right (`fetch("fsdd")` returns `CACHE/fsdd`, which holds
-`recordings/`). A member missing or wrong is named in the error and nothing is kept. Later
-calls check only that every listed member is present and that their sizes add up, without
-hashing, as `locate` does for every set.
+A set published only as archives whose bytes are not stable (fsdd: GitHub's archive of a
+tag, regenerated on demand; emoji: two npm packages) has `RemoteArchive`s, fetched by
+`genlab.data.archive_sets`: no archive is pinned; each is fetched (mirror folder or URL, then
+the official URL, or the official files one by one where a CDN serves them so: emoji) and
+only the members that a manifest shipped inside genlab lists are kept, under the manifest's
+names, each checked by sha256, in a temporary folder that is renamed into place once all are
+right (`fetch("fsdd")` returns `CACHE/fsdd`, which holds `recordings/`; `fetch("emoji")`,
+`CACHE/emoji` with `emoji.json`, `google/` and `twitter/`). A member missing or wrong is named
+in the error and nothing is kept. Later calls check only that every listed member is present
+and that their sizes add up, without hashing, as `locate` does for every set.
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ def locate(name: str) -> tuple[str, Path | None]:
     """Where `fetch(name)` would find the set, without downloading or hashing.
 
     Returns ("embedded", the package file or None where a dependency holds the set),
-    ("cache", folder), ("mirror", folder) or ("download", None). An archive set (fsdd) is
-    ("cache", CACHE/fsdd) or ("download", None): a mirror holds its archive, which `fetch`
+    ("cache", folder), ("mirror", folder) or ("download", None). An archive set (fsdd, emoji) is
+    ("cache", CACHE/NAME) or ("download", None): a mirror holds its archives, which `fetch`
     always takes apart into the cache.
     """
     s = named_set(name)
-    if s.archive is not None:
-        home = cache_dir() / s.archive.folder
+    if s.archives:
+        home = cache_dir() / s.archives[0].folder
         return ("cache", home) if archive_complete(s, home) else ("download", None)
     if not s.files:
         return "embedded", _package_file(s.embedded) if s.embedded else None
@@ -158,8 +159,8 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     """
     s = named_set(name)
     cache = cache_dir()
-    if s.archive is not None:
-        return fetch_archive_set(s, cache / s.archive.folder, progress)
+    if s.archives:
+        return fetch_archive_set(s, cache / s.archives[0].folder, progress)
     if not s.files:
         if s.embedded:
             read_embedded(name)  # so `genlab data fetch grimms` says when the package is damaged

@@ -347,7 +347,10 @@ def test_list_sets_and_embedded_digits(shared_data, monkeypatch):
         "grimms",
         "inception",
         "fsdd",
+        "shapes",
+        "emoji",
     }
+    assert rows["emoji"]["kind"] == "images" and rows["emoji"]["found"] == "download"
     assert rows["inception"]["kind"] == "weights" and rows["inception"]["found"] == "download"
     assert rows["digits"]["found"] == "embedded" and rows["digits"]["path"] is None
     assert rows["digits"]["kind"] == "images" and "BSD-3-Clause" in rows["digits"]["licence"]

@@ -76,7 +76,8 @@ class DataConfig:
 
 
 def load_data(cfg: DataConfig, split: str, progress: bool = True):
-    """The ``split`` ("train" or "test") of the data set ``cfg`` names."""
+    """The ``split`` ("train" or "test"; "val" where the set has one, see
+    ``images.validation_split``) of the data set ``cfg`` names."""
     from genlab.data.audio import is_audio, load_audio
     from genlab.data.images import load_images
 

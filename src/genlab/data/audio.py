@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.data.images import ImageSet, holdout_indices, nothing_found
+from genlab.data.folders import holdout_indices, nothing_found
+from genlab.data.images import ImageSet
 from genlab.data.spectrogram import Spectrogram
 from genlab.errors import DataError, reason_of
 

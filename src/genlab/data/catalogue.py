@@ -4,9 +4,9 @@
 
 Only the table and its types live here; nothing is read or fetched. How a name becomes a
 folder (embedded, cache, mirror, official URL) is `genlab.data.fetch`; a set published as
-archives whose bytes are not pinned (fsdd: GitHub's archive of a tag) is taken apart by
-`genlab.data.archive_sets`, against the manifests of sha256s this table names (files under
-genlab/data/manifests/).
+archives whose bytes are not pinned (fsdd: GitHub's archive of a tag; emoji: two npm
+packages) is taken apart by `genlab.data.archive_sets`, against the manifests of sha256s
+this table names (files under genlab/data/manifests/).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class NamedSet:
     embedded: EmbeddedFile | None = None  # shipped inside genlab (else in a dependency)
     # fetched as archives (into one folder), every member kept checked against a manifest
     archives: tuple[RemoteArchive, ...] = ()
+    splits: tuple[str, ...] = ("train", "test")  # the splits it has, validation's named "val"
 
 
 def _mnist_file(name: str, sha256: str, size: int) -> RemoteFile:
@@ -131,6 +132,36 @@ _FSDD_ARCHIVE = RemoteArchive(
     noun="recordings",
 )
 
+# emoji-data 16.0.0 (iamcal): the npm packages emoji-datasource-google and -twitter, each
+# with emoji.json (the same file in both) and img/VENDOR/64/*.png. The packages' own tarballs
+# are kept on mirrors; the official copy is jsDelivr's, which serves a package file by file.
+_EMOJI_VERSION = "16.0.0"
+
+
+def _emoji_archive(vendor: str, count: int, total_bytes: int, size: int) -> RemoteArchive:
+    package = f"emoji-datasource-{vendor}"
+    members = ((f"img/{vendor}/64/", f"{vendor}/"),)
+    if vendor == "google":
+        members += (("emoji.json", "emoji.json"),)  # the table, taken from this package
+    return RemoteArchive(
+        path=f"emoji/{package}-{_EMOJI_VERSION}.tgz",
+        urls=(),
+        prefix="package/",
+        manifest=f"manifests/{package}-{_EMOJI_VERSION}.sha256",
+        count=count,
+        total_bytes=total_bytes,
+        size=size,
+        max_size=128 << 20,
+        members=members,
+        files_url=f"https://cdn.jsdelivr.net/npm/{package}@{_EMOJI_VERSION}/",
+    )
+
+
+_EMOJI_ARCHIVES = (
+    _emoji_archive("google", 3787, 14981661, 74344091),
+    _emoji_archive("twitter", 3786, 10409368, 61683754),
+)
+
 NAMED_SETS: dict[str, NamedSet] = {
     s.name: s
     for s in [
@@ -152,6 +183,7 @@ NAMED_SETS: dict[str, NamedSet] = {
             licence="CC0 (made by genlab)",
             citation="genlab.data.shapes",
             files=(),
+            splits=("train", "val", "test"),
         ),
         NamedSet(
             name="mnist",
@@ -272,6 +304,24 @@ NAMED_SETS: dict[str, NamedSet] = {
             "https://github.com/Jakobovski/free-spoken-digit-dataset",
             files=(),
             archives=(_FSDD_ARCHIVE,),
+        ),
+        NamedSet(
+            name="emoji",
+            kind="images",
+            description="7,572 captioned emoji images, 64x64 RGBA composited on white: "
+            "1,911 emoji and their skin tones as drawn by Google (Noto) and Twitter (Twemoji), "
+            "emoji-data 16.0.0, every PNG checked by sha256. Caption: the base emoji's name, "
+            "lower case, then for a skin variation ', ' and one 'light|medium-light|medium|"
+            "medium-dark|dark skin tone' per tone code, then ', google style' or ', twitter "
+            "style'. Fixed split: train, val, test (held-out twitter drawings and unseen "
+            "emoji-tone pairs)",
+            licence="Apache-2.0 (Noto Emoji, the google images); CC BY 4.0 (Twemoji, the "
+            "twitter images); MIT (emoji-data)",
+            citation="Cal Henderson, emoji-data 16.0.0, https://github.com/iamcal/emoji-data; "
+            "Google, Noto Emoji; Twitter and contributors, Twemoji",
+            files=(),
+            archives=_EMOJI_ARCHIVES,
+            splits=("train", "val", "test"),
         ),
     ]
 }

@@ -8,13 +8,18 @@
   round(v * 255 / 16)), classes "0".."9". Fixed split: perm = np.random.default_rng(0)
   .permutation(1797); train = perm[:1500], test = perm[1500:] (297 images).
 - "mnist": `fetch("mnist")` (cache, mirror or download; sha256-checked), then the IDX files.
+- "shapes": captioned coloured shapes drawn by code (genlab.data.shapes), "train", "val", "test".
+- "emoji": 7,572 captioned emoji images, RGB on white, with splits "train", "val" and "test"
+  (genlab.data.emoji: the caption rule, the split, `attributes`); `size` None is 64 with CUDA,
+  else 32; y is None.
 - a folder of IDX files, gzipped or not (MNIST, Fashion-MNIST, KMNIST, EMNIST names): files with
   "train" / "t10k" or "test" and "images" / "labels" in their names. Labels are optional.
 - an .npz with `x` (uint8, (N, H, W) or (N, H, W, C)) and optionally `y` (N,), `x_test`,
   `y_test` and `classes` (names, in label order).
 - a folder of PNG/JPEG/BMP/WebP images. Subfolders are classes (sorted names are labels
   0, 1, ...); images directly in the folder are unlabelled. `train/` and `test/` subfolders,
-  if present, are the splits.
+  if present, are the splits. A `metadata.jsonl` beside them gives captions (genlab.data.captions).
+  genlab.data.folders reads them.
 
 A path with no test split of its own gets a fixed held-out test split: the last max(1, N // 10)
 indices of np.random.default_rng(0).permutation(N) (the same ones on every call); train is the
@@ -28,32 +33,27 @@ from __future__ import annotations
 
 import functools
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from tqdm import tqdm
 
 from genlab.data.catalogue import NAMED_SETS
+from genlab.data.emoji import load_emoji
 from genlab.data.fetch import fetch
+from genlab.data.folders import (
+    DECODE_ERRORS,
+    IMAGE_EXTENSIONS,
+    holdout_indices,
+    read_image_folder,
+    split_indices,
+)
 from genlab.data.idx import find_idx, is_idx_name, read_idx, read_idx_pair
 from genlab.data.shapes import draw_shapes
 from genlab.errors import DataError, reason_of
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-_DECODE_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    zlib.error,
-    Image.DecompressionBombError,
-)
 _DIGITS_TRAIN = 1500
 
 # What each reader returns: x (N, C, H, W) uint8, y (N,) int64 or None, class names, source.
@@ -71,7 +71,7 @@ class ImageSet:
     source: str  # where it was read from, for people
     audio: dict | None = None  # sound (data/audio.py): the spectrogram transform, as a dict
     wave: torch.Tensor | None = None  # sound: the clips (N, samples) float, before the transform
-    captions: list[str] | None = None  # one sentence an image, for families that take a prompt
+    captions: list[str] | None = None  # one sentence an image, in x's order (prompt families)
     attributes: dict[str, list] | None = None  # named per-image facts (emoji: style, tone, ...)
 
     @property
@@ -94,16 +94,18 @@ def load_images(
     channels: int | None = None,
     progress: bool = True,
 ) -> ImageSet:
-    """Load split "train" or "test" of a named image set or a path (see the module docstring).
+    """Load split "train" or "test" (or "val", for shapes and emoji) of a named image set or a
+    path (see the module docstring).
 
     ds = load_images("data/flowers", "test", size=64, crop=True, channels=3)
     """
     spec = str(spec)
-    if spec == "shapes" and split in ("train", "val", "test"):
+    splits = NAMED_SETS[spec].splits if spec in NAMED_SETS else ("train", "test")
+    if split not in splits:
+        raise DataError(f"unknown split {split!r} for {spec}; use {', '.join(map(repr, splits))}")
+    if spec == "shapes":
         x, captions = draw_shapes(split, size)
         return ImageSet(x, None, [], "shapes", "drawn by genlab.data.shapes", captions=captions)
-    if split not in ("train", "test"):
-        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     if size is not None and (not isinstance(size, int) or size < 1):
         raise DataError(f"size must be a positive integer, got {size!r}")
     if channels not in (None, 1, 3):
@@ -112,13 +114,20 @@ def load_images(
     if spec in NAMED_SETS:
         if NAMED_SETS[spec].kind != "images":
             raise DataError(f"{spec} is a text data set; give an image set (digits, mnist) or path")
+        if spec == "emoji":
+            x, captions, attributes, source = load_emoji(split, size, progress)
+            x = _transform(x, size=None, crop=False, channels=channels)
+            return ImageSet(x, None, [], spec, source, captions=captions, attributes=attributes)
         x, y, classes, source = _digits(split) if spec == "digits" else _mnist(split, progress)
     else:
         path = Path(spec).expanduser()
         if path.is_dir() and any(is_idx_name(p.name) for p in path.iterdir()):
             x, y, classes, source = _idx_folder(path, split)
         elif path.is_dir():
-            return _image_folder(spec, path, split, size, crop, channels, progress)
+            x, y, classes, source, captions = read_image_folder(
+                spec, path, split, size=size, crop=crop, channels=channels, progress=progress
+            )
+            return ImageSet(x, y, classes, spec, source, captions=captions)
         elif path.is_file() and path.suffix.lower() == ".npz":
             x, y, classes, source = _npz(path, split)
         else:
@@ -128,9 +137,10 @@ def load_images(
 
 
 def validation_split(name: str) -> str:
-    """The split training validates on: a set's own validation slice where it has one
-    ("val": shapes, emoji), else its test split."""
-    return "val" if str(name) in ("shapes", "emoji") else "test"
+    """The split training validates on: a named set's own validation slice where it has one
+    ("val" in its catalogue entry's splits: shapes, emoji), else its test split."""
+    s = NAMED_SETS.get(str(name))
+    return "val" if s is not None and "val" in s.splits else "test"
 
 
 # ---- named sets ----------------------------------------------------------------------------
@@ -149,7 +159,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def _digits(split: str) -> Loaded:
     x, target = _digits_arrays()
-    train, test = _split_indices(len(x), len(x) - _DIGITS_TRAIN)
+    train, test = split_indices(len(x), len(x) - _DIGITS_TRAIN)
     idx = train if split == "train" else test
     x = torch.from_numpy(x[idx]).unsqueeze(1).contiguous()  # (N, 1, 8, 8)
     y = torch.from_numpy(target[idx].astype(np.int64))
@@ -197,7 +207,7 @@ def _npz(path: Path, split: str) -> Loaded:
                     "np.savez(path, x=images, y=labels)"
                 )
             arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test", "classes") if k in z.files}
-    except (*_DECODE_ERRORS, zipfile.BadZipFile) as e:
+    except (*DECODE_ERRORS, zipfile.BadZipFile) as e:
         raise DataError(
             f"{path}: cannot read this .npz ({reason_of(e)}); save it with np.savez"
         ) from None
@@ -284,19 +294,6 @@ def _class_names(
 # ---- splits --------------------------------------------------------------------------------
 
 
-def _split_indices(n: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed split: test = the last n_test of default_rng(0).permutation(n), train the rest."""
-    perm = np.random.default_rng(0).permutation(n)
-    return perm[: n - n_test], perm[n - n_test :]
-
-
-def holdout_indices(n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """10% held out as test (at least 1 image), for a path with no test split of its own."""
-    if n < 2:
-        raise DataError(f"{what}: {n} image(s); need at least 2 to hold one out as the test split")
-    return _split_indices(n, max(1, n // 10))
-
-
 def _held_out(
     x: np.ndarray, y: np.ndarray | None, split: str, source: str
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -339,150 +336,6 @@ def _transform(
     return x.contiguous()
 
 
-# ---- image folders -------------------------------------------------------------------------
-
-
-def _image_folder(
-    spec: str,
-    folder: Path,
-    split: str,
-    size: int | None,
-    crop: bool,
-    channels: int | None,
-    progress: bool,
-) -> ImageSet:
-    """Read a folder of image files; options are applied per file with Pillow."""
-    if (folder / "train").is_dir():
-        train_items = _labelled_files(folder / "train")
-        test_items = _labelled_files(folder / "test") if (folder / "test").is_dir() else None
-    else:
-        train_items, test_items = _labelled_files(folder), None
-    every = train_items + (test_items or [])
-    if not every:
-        raise nothing_found(
-            folder,
-            "images",
-            put="PNG/JPEG images (or IDX files, or an .npz) there",
-            point_at="a folder of PNG/JPEG/BMP/WebP files (class subfolders give labels)",
-        )
-    names = {c for _, c in every}
-    if None in names and len(names) > 1:
-        raise DataError(
-            f"{folder}: some images are in class subfolders and some are not; "
-            "put every image in a class folder, or none"
-        )
-    classes = sorted(c for c in names if c is not None)
-    label_of = {c: i for i, c in enumerate(classes)}
-
-    # Header-only pass over every file of both splits: one mode and size for the whole set.
-    headers = [
-        _peek(p)
-        for p, _ in tqdm(
-            every, desc=f"scanning {spec}", disable=not progress, leave=False, delay=1.0
-        )
-    ]
-    mode = {1: "L", 3: "RGB"}.get(channels) or (
-        "L" if all(m in _GRAY_MODES for m, _ in headers) else "RGB"
-    )
-    shapes = {_final_size(wh, size, crop): p for (_, wh), (p, _) in zip(headers, every)}
-    if len(shapes) > 1:
-        (a, pa), (b, pb) = list(shapes.items())[:2]
-        raise DataError(
-            f"{folder}: images of different sizes ({pa.name} {a[0]}x{a[1]}, {pb.name} "
-            f"{b[0]}x{b[1]}); pass --size N (and optionally --crop)"
-        )
-
-    if test_items is None:
-        train, test = holdout_indices(len(every), str(folder))
-        items = [every[i] for i in (train if split == "train" else test)]
-        source = f"{folder} ({'train: 90%' if split == 'train' else 'test: 10% held out'}, seed 0)"
-    elif split == "train":
-        items, source = train_items, str(folder / "train")
-    else:
-        items, source = test_items, str(folder / "test")
-    if not items:
-        raise DataError(
-            f"{folder / split}: no images for the {split} split; add some, or remove the folder"
-        )
-
-    (w, h), c = next(iter(shapes)), 1 if mode == "L" else 3
-    x = np.empty((len(items), h, w, c), dtype=np.uint8)  # (N, H, W, C)
-    for i, (p, _) in enumerate(
-        tqdm(items, desc=f"reading {spec} ({split})", disable=not progress, delay=1.0)
-    ):
-        x[i] = _decode(p, mode, size, crop).reshape(h, w, c)
-    y = torch.tensor([label_of[cl] for _, cl in items], dtype=torch.int64) if classes else None
-    return ImageSet(
-        x=_nchw(x), y=y, classes=classes, name=spec, source=f"{source}, {len(items)} files"
-    )
-
-
-def _is_image(p: Path) -> bool:
-    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-
-
-def _labelled_files(root: Path) -> list[tuple[Path, str | None]]:
-    """(file, class name or None) for the images in root: subfolders are classes."""
-    top = sorted(p for p in root.iterdir() if _is_image(p))
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    nested = [(p, d.name) for d in subdirs for p in sorted(d.rglob("*")) if _is_image(p)]
-    if top and nested:
-        raise DataError(
-            f"{root}: images both directly inside ({top[0].name}) and in class subfolders; "
-            "move every image into a class folder, or none"
-        )
-    return nested or [(p, None) for p in top]
-
-
-def nothing_found(folder: Path, what: str, put: str, point_at: str) -> DataError:
-    """The one-line error for a folder that holds no `what`: empty ("put PUT"), or only other
-    files (how many, one of them, and "point --data at POINT_AT"). Audio folders use it too."""
-    entries = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    if not entries:
-        return DataError(f"{folder}: empty folder; put {put}")
-    return DataError(
-        f"{folder}: no {what} found ({len(entries)} other files, e.g. {entries[0]}); point "
-        f"--data at {point_at}"
-    )
-
-
-def _peek(path: Path) -> tuple[str, tuple[int, int]]:
-    """(mode, (width, height)) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.mode, im.size
-    except _DECODE_ERRORS as e:
-        raise DataError(
-            f"{path}: not a readable image ({reason_of(e)}); remove or replace this file"
-        ) from None
-
-
-def _final_size(wh: tuple[int, int], size: int | None, crop: bool) -> tuple[int, int]:
-    if size is not None:
-        return size, size
-    return (min(wh),) * 2 if crop else wh
-
-
-def _decode(path: Path, mode: str, size: int | None, crop: bool) -> np.ndarray:
-    """One file -> (H, W) or (H, W, 3) uint8 after mode conversion, crop and resize."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert(mode)
-            if crop:
-                w, h = im.size
-                s = min(w, h)
-                left, top = (w - s) // 2, (h - s) // 2
-                im = im.crop((left, top, left + s, top + s))
-            if size is not None and im.size != (size, size):
-                # Pillow's bilinear filter widens its support when shrinking: antialiased.
-                im = im.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(im)
-    except _DECODE_ERRORS as e:
-        raise DataError(
-            f"{path}: cannot decode this image ({reason_of(e)}); remove or replace this file"
-        ) from None
-
-
 def _not_images(spec: str, path: Path) -> str:
     hint = "give a named set (digits, mnist), a folder of images or IDX files, or an .npz"
     if not path.exists():
@@ -490,4 +343,3 @@ def _not_images(spec: str, path: Path) -> str:
     if path.suffix.lower() in IMAGE_EXTENSIONS or is_idx_name(path.name):
         return f"{spec}: a single file; give the folder that holds it (and its siblings)"
     return f"{spec}: not an image data set ({path.suffix or 'a file'} file); {hint}"
-

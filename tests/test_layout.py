@@ -44,14 +44,19 @@ LAYERS = [
             "genlab.cli",
             "genlab.demo",
             "genlab.demo_audio",
+            "genlab.demo_prompts",
         ),
     ),
 ]
 # Siblings in one layer that must not build on each other: the report and the studio are two
 # faces on the same runs, and the CLI (which starts either) is above both.
 SIBLING_BANS = {
-    "genlab.report": ("genlab.serve", "genlab.cli", "genlab.demo", "genlab.demo_audio"),
-    "genlab.serve": ("genlab.report", "genlab.cli", "genlab.demo", "genlab.demo_audio"),
+    "genlab.report": (
+        "genlab.serve", "genlab.cli", "genlab.demo", "genlab.demo_audio", "genlab.demo_prompts"
+    ),
+    "genlab.serve": (
+        "genlab.report", "genlab.cli", "genlab.demo", "genlab.demo_audio", "genlab.demo_prompts"
+    ),
 }
 # (importer, imported) pairs allowed to point upward, and only inside a function
 DEFERRED_ALLOWED = {("genlab.registry", "genlab.models")}

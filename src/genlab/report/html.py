@@ -5,7 +5,9 @@ real-vs-real floor, a sample grid per run, training curves, and the quality-
 diversity trade-off of each family's main knob (VAE: prior temperature),
 every point with its 95% interval, and what people said of the runs in the studio
 (report/judgements.py) where they said anything. Runs trained on sound also get players of
-their generated and real clips beside the spectrograms (report/audio.py), still one file.
+their generated and real clips beside the spectrograms (report/audio.py), and runs that draw
+what a prompt says a prompt table, a grid of unseen test prompts and a guidance sweep
+(report/prompts.py), still one file.
 Sweep points are eval records cached per protocol in each run's eval/ folder, so a second
 report is fast.
 
@@ -32,6 +34,7 @@ from genlab.report.audio import CSS as AUDIO_CSS
 from genlab.report.audio import audio_section
 from genlab.report.judgements import human_section
 from genlab.report.plots import line_plot, measured_at, read_curves
+from genlab.report.prompts import prompt_section
 from genlab.report.text import text_section
 from genlab.run import load
 from genlab.version import __version__
@@ -272,7 +275,15 @@ def build_report(
     loaded = [load(d) for d in run_dirs]
     named = list(zip([Path(d).name for d in run_dirs], loaded))
     texts = [(name, run) for name, run in named if run.model.data_kind == "text"]
-    images = [(name, run) for name, run in named if run.model.data_kind != "text"]
+    prompted = [(name, run) for name, run in named if run.model.takes_prompt]
+    images = [
+        (name, run)
+        for name, run in named
+        if run.model.data_kind != "text" and not run.model.takes_prompt
+    ]
+    prompt_html = (
+        prompt_section(prompted, n=n, seed=seed, progress=progress) if prompted else ""
+    )
     text_html = text_section(texts, n=min(n, text_n), seed=seed, progress=progress) if texts else ""
     audio_html = audio_section([(name, run) for name, run in named], seed=seed)  # "" if none
     human_html = human_section(run_dirs)  # "" unless people judged some run in the studio
@@ -288,7 +299,7 @@ def build_report(
 <p class="small">{len(loaded)} run(s); written {time.strftime("%Y-%m-%d %H:%M")} by genlab {
         __version__
     }.</p>
-{images_html}{text_html}{human_html}
+{images_html}{prompt_html}{text_html}{human_html}
 </body></html>
 """
     out = Path(out)

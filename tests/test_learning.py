@@ -9,6 +9,9 @@ that start by a stated margin:
   D + G objective, which does not fall as G improves, so the GAN is judged on samples);
 - conditional image families: class consistency (the domain classifier agreeing with the
   digit asked for) of at least MIN_CONSISTENCY, where chance is 10%;
+- families that take a prompt (on the embedded shapes): the share of shapes drawn in the
+  colour the prompt names (the drawn pixels' mean colour nearest the palette's), at least
+  MIN_CONSISTENCY, where chance is 1 in 6;
 - text: validation bits per character below the unigram entropy of the training text
   (what a model that knows only letter frequencies would score).
 
@@ -44,8 +47,10 @@ BUDGET = {
     "diffusion": (100, ["model.width=16", "train.warmup_steps=20", "train.lr=2e-3"]),
     "rnn": (150, ["model.hidden=64", "model.block_size=32", "train.lr=3e-3"]),
     "gpt": (150, ["model.n_embd=64", "model.n_head=4", "model.block_size=32", "train.lr=3e-3"]),
+    "txt2img": (300, ["model.width=16", "train.warmup_steps=20", "train.lr=2e-3"]),
 }
 IMAGE_COMMON = {"train.batch_size": 64, "model.conditional": "true", "data.name": "digits"}
+PROMPT_COMMON = {"train.batch_size": 64, "data.name": "shapes"}
 TEXT_COMMON = {"train.batch_size": 16, "data.name": "grimms", "train.warmup_steps": 20}
 CASES = [(f, ()) for f in names()] + [("rnn", ("model.cell=gru",))]
 
@@ -56,6 +61,8 @@ pytestmark = pytest.mark.usefixtures("use_module_cache")
 
 def _train(family, out, overrides, steps):
     common = get(family).data_kind == "text" and TEXT_COMMON or IMAGE_COMMON
+    if get(family).takes_prompt:
+        common = PROMPT_COMMON
     items = [f"{k}={v}" for k, v in common.items()] + list(overrides)
     items += [
         "train.device=cpu",
@@ -79,6 +86,29 @@ def _consistency(run) -> float:
     return float((clf.probs(x).argmax(1) == np.asarray(labels)).mean())
 
 
+def _colour_accuracy(run) -> float:
+    """The share of shapes drawn in the colour their prompt names (see the docstring)."""
+    from genlab.data.shapes import COLOURS
+
+    names = list(COLOURS)
+    palette = np.array(list(COLOURS.values()), dtype=float)
+    prompts = [
+        f"a large {c} {shape}, {place}"
+        for c in names
+        for shape in ("circle", "square", "triangle")
+        for place in ("top left", "bottom right")
+    ]
+    x = ((run.sample(len(prompts), seed=0, prompt=prompts) + 1) * 127.5).numpy()
+    hits = 0
+    for img, c in zip(x, (p.split()[2] for p in prompts)):
+        ink = img.min(0) < 180  # not the white ground
+        if ink.sum() < 4:
+            continue
+        mean = img[:, ink].mean(1)
+        hits += names[int(((palette - mean) ** 2).sum(1).argmin())] == c
+    return hits / len(prompts)
+
+
 def _unigram_bits_per_char(text: str) -> float:
     counts = Counter(text)
     total = sum(counts.values())
@@ -99,6 +129,12 @@ def test_family_learns_beyond_its_untrained_start(family, variant, tmp_path):
         bpc = likelihood(run, corpus, progress=False)["bits_per_char"]
         unigram = _unigram_bits_per_char(corpus.text.text("train"))
         assert bpc < unigram, f"{bpc:.3f} bits/char, unigram entropy {unigram:.3f}"
+    elif get(family).takes_prompt:
+        trained, untrained = _colour_accuracy(run), _colour_accuracy(start)
+        assert trained >= MIN_CONSISTENCY, (
+            f"{trained:.1%} of shapes in the prompt's colour after {steps} steps "
+            f"(untrained {untrained:.1%})"
+        )
     else:
         trained, untrained = _consistency(run), _consistency(start)
         assert trained >= MIN_CONSISTENCY, (

@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 
 from genlab.data import load_data
-from genlab.evaluate import cached_evaluate_prompts, cached_guidance_sweep
 from genlab.outputs.images import make_grid, to_uint8
 from genlab.report.plots import line_plot, measured_at
 
@@ -146,6 +145,8 @@ def _sweep_plots(name: str, sweep: dict) -> str:
 
 
 def _one_run(name: str, run, n: int, seed: int, progress: bool) -> str:
+    from genlab.evaluate import cached_evaluate_prompts, cached_guidance_sweep
+
     rec = cached_evaluate_prompts(run, seed=seed, progress=progress)
     grid, prompts = prompt_grid(run, seed)
     listing = "".join(f"<li>{html.escape(p)}</li>" for p in prompts)

@@ -20,7 +20,7 @@ import time
 import torch
 
 from genlab.data import DataInfo
-from genlab.models.diffusion import TextDiffusion, TextDiffusionConfig
+from genlab.models.diffusion import TextDiffusion
 from genlab.rundir import RunConfig
 
 VARIANTS = {

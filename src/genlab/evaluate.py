@@ -44,11 +44,15 @@ def evaluate(
     inception: str | None = None,
     progress: bool = True,
     gl_iters: int | None = None,
+    per_prompt: int = 1,
 ) -> dict[str, Any]:
     """Sample metrics (with floor and protocol) and/or the family's likelihood, recorded:
     one file per protocol under RUN/eval/, and their union as RUN/eval/metrics.json.
     Sound runs: samples are heard through ``gl_iters`` Griffin-Lim iterations (default 32)
-    and scored beside the floor and the ceiling (metrics/protocol.py)."""
+    and scored beside the floor and the ceiling (metrics/protocol.py). A run whose model
+    takes prompts gets the prompt protocol instead (metrics/prompt_protocol.py): ``n``
+    test captions at most (a seeded subset; None or more than there are: all), each
+    prompted ``per_prompt`` times."""
     from genlab.metrics.protocol import evaluate_samples
 
     unknown = sorted(set(metrics) - {"samples", "nll"})
@@ -59,7 +63,19 @@ def evaluate(
     if run.model.data_kind == "text":
         return _evaluate_text(run, metrics, n, seed, controls, progress)
     record: dict[str, Any] = {}
-    if "samples" in metrics:
+    if "samples" in metrics and getattr(run.model, "takes_prompt", False):
+        record.update(
+            cached_evaluate_prompts(
+                run,
+                n=n,
+                per_prompt=per_prompt,
+                seed=seed,
+                controls=controls,
+                progress=progress,
+                reuse=False,
+            )
+        )
+    elif "samples" in metrics:
         rec = evaluate_samples(
             run,
             n=n,
@@ -282,4 +298,116 @@ def cached_evaluate_text(
         run, metrics=tuple(metrics), n=n, seed=seed, controls=controls, progress=progress
     )
     _save_record(run, name, rec)
+    return rec
+
+
+def prompts_key(p: dict) -> str:
+    """The name of a prompt record from its protocol ``p``: the judges' weights, the
+    prompts measured (how many, how often, seed), the controls and the weights measured."""
+    fields = {
+        "version": p["version"],
+        "n_prompts": p["n_prompts"],
+        "per_prompt": p["per_prompt"],
+        "seed": p["seed"],
+        "n_boot": p["n_boot"],
+        "controls": p["controls"],
+        "weights": p.get("weights"),
+        "weights_sha256": p.get("weights_sha256"),
+        "judge": p["judge"]["weights_sha256"],
+        "style": (p["style_classifier"] or {}).get("weights_sha256"),
+        "tone": (p["tone_classifier"] or {}).get("weights_sha256"),
+        "guidance": p.get("guidance"),
+    }
+    kind = "prompts-sweep" if p.get("guidance") is not None else "prompts"
+    return _record_name(f"{kind}-r{p['per_prompt']}", p["n_prompts"], p["seed"], fields)
+
+
+def _prompt_protocol(run, judges, n, per_prompt, seed, controls, n_boot, guidance=None) -> dict:
+    """The protocol fields ``prompts_key`` reads, known before any generation."""
+    from genlab.metrics.prompt_protocol import PROMPT_VERSION, pick_prompts, prompt_controls
+
+    full = prompt_controls(run, controls)
+    if guidance is not None:
+        full.pop("guidance", None)
+    return {
+        **judges.protocol(),
+        "version": PROMPT_VERSION,
+        "n_prompts": len(pick_prompts(judges, n, seed)),
+        "per_prompt": per_prompt,
+        "seed": seed,
+        "n_boot": n_boot,
+        "controls": full,
+        "guidance": None if guidance is None else list(guidance),
+        **run.identity(),
+    }
+
+
+def cached_evaluate_prompts(
+    run,
+    *,
+    n: int | None = None,
+    per_prompt: int = 1,
+    seed: int = 0,
+    controls: dict | None = None,
+    n_boot: int = 200,
+    progress: bool = True,
+    reuse: bool = True,
+) -> dict[str, Any]:
+    """``evaluate_prompts`` of a run whose model takes prompts, read from RUN/eval/ when
+    this exact protocol was measured before on these very weights (and ``reuse``), else
+    measured and written there (its name: ``prompts_key``)."""
+    from genlab.metrics.prompt_protocol import Judges, evaluate_prompts
+
+    judges = Judges(run.config.data, progress=progress)
+    name = prompts_key(_prompt_protocol(run, judges, n, per_prompt, seed, controls, n_boot))
+    path = _record_path(run, name)
+    if reuse and path.exists():
+        return read_json(path)
+    rec = evaluate_prompts(
+        run,
+        n=n,
+        per_prompt=per_prompt,
+        seed=seed,
+        controls=controls,
+        n_boot=n_boot,
+        judges=judges,
+        progress=progress,
+    )
+    _save_record(run, name, rec)
+    return rec
+
+
+def cached_guidance_sweep(
+    run,
+    values: list[float],
+    *,
+    n: int | None = 200,
+    per_prompt: int = 2,
+    seed: int = 0,
+    controls: dict | None = None,
+    n_boot: int = 200,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``run_guidance_sweep`` (metrics/prompt_sweep.py), recorded under RUN/eval/ and read
+    back when this exact sweep was measured before on these very weights."""
+    from genlab.metrics.prompt_protocol import Judges
+    from genlab.metrics.prompt_sweep import run_guidance_sweep
+
+    judges = Judges(run.config.data, progress=progress)
+    p = _prompt_protocol(run, judges, n, per_prompt, seed, controls, n_boot, guidance=values)
+    path = _record_path(run, prompts_key(p))
+    if path.exists():
+        return read_json(path)
+    rec = run_guidance_sweep(
+        run,
+        values,
+        n=n,
+        per_prompt=per_prompt,
+        seed=seed,
+        controls=controls,
+        n_boot=n_boot,
+        judges=judges,
+        progress=progress,
+    )
+    _save_record(run, prompts_key(p), rec)
     return rec

@@ -38,7 +38,26 @@ def add_parser(sub) -> None:
         "likelihood; text: validation perplexity and bits per character), comma-separated "
         "(default: samples for images, samples,nll for text)",
     )
-    e.add_argument("--n", type=int, help="generated samples (default: 1000 images, 100 texts)")
+    e.add_argument(
+        "--n",
+        type=int,
+        help="generated samples (default: 1000 images, 100 texts); a run that takes prompts: "
+        "the test captions prompted, a seeded subset (default: all)",
+    )
+    e.add_argument(
+        "--per-prompt",
+        type=int,
+        default=1,
+        help="a run that takes prompts: images generated for each test caption, with seeds "
+        "seed, seed+1, ... (2 or more also measure diversity) (default: %(default)s)",
+    )
+    e.add_argument(
+        "--guidance-sweep",
+        metavar="G1,G2,...",
+        help="a run that takes prompts: instead of one evaluation, sweep the guidance over "
+        "these values and print clip score, retrieval top-5 and diversity at each (--n "
+        "captions, default 200; --per-prompt, default 2)",
+    )
     _add_extractor(e)
     e.add_argument(
         "--gl-iters",
@@ -69,12 +88,17 @@ def cmd_eval(args, overrides: list[str]) -> int:
         nll_n=(1, None),
         seed=(0, 2**63 - 1),
         gl_iters=(0, 1000),
+        per_prompt=(1, 1000),
     )
     if args.samples:
         return _eval_samples_file(args)
     if not args.run:
         raise GenlabError("give a run directory, or --samples F.npz --data D --out M.json")
     run = load(args.run, weights=args.weights, device=_device(args.device))
+    if getattr(run.model, "takes_prompt", False):
+        return _eval_prompts(run, args)
+    if args.guidance_sweep:
+        raise GenlabError("--guidance-sweep is for runs that take prompts (txt2img)")
     text = run.model.data_kind == "text"
     metrics = args.metrics or ("samples,nll" if text else "samples")
     r = evaluate(
@@ -92,6 +116,47 @@ def cmd_eval(args, overrides: list[str]) -> int:
     _print_text_table(r) if text else _print_table(r)
     print(f"recorded in {Path(args.run) / 'eval'}")
     return 0
+
+
+def _eval_prompts(run, args) -> int:
+    """A run that takes prompts: the prompt protocol, or a guidance sweep, printed."""
+    from genlab.evaluate import cached_guidance_sweep, evaluate
+
+    if args.metrics and args.metrics != "samples":
+        raise GenlabError("a run that takes prompts is evaluated on --metrics samples only")
+    if args.guidance_sweep:
+        values = _floats(args.guidance_sweep)
+        sweep = cached_guidance_sweep(
+            run,
+            values,
+            n=args.n or 200,
+            per_prompt=max(args.per_prompt, 2),
+            seed=args.seed,
+            controls=_controls(args),
+        )
+        _print_sweep_table(sweep)
+    else:
+        r = evaluate(
+            run,
+            metrics=["samples"],
+            n=args.n,
+            seed=args.seed,
+            controls=_controls(args),
+            per_prompt=args.per_prompt,
+        )
+        _print_prompt_table(r)
+    print(f"recorded in {Path(args.run) / 'eval'}")
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise GenlabError(f"--guidance-sweep takes numbers like 1,2,4,8, not {text!r}") from None
+    if not values:
+        raise GenlabError("--guidance-sweep needs at least one value, e.g. 1,2,4,8")
+    return values
 
 
 def _eval_samples_file(args) -> int:
@@ -219,3 +284,90 @@ def _print_text_table(r: dict) -> None:
             f"each) vs {p['n_generated']} pieces of real validation text of the same lengths; "
             f"first sample:\n  {r['samples_preview'][0][:300]!r}"
         )
+
+
+SWEEP_COLUMNS = (("clip_score", False), ("top5", True), ("diversity", False))
+PROMPT_COLUMNS = (  # (key, heading, as a share)
+    ("clip_score", "CLIP", False),
+    ("top1", "top-1", True),
+    ("top5", "top-5", True),
+    ("fid", "FID(judge)", False),
+    ("style_acc", "style", True),
+    ("tone_acc", "tone", True),
+    ("copy_share", "copies", True),
+    ("other_vendor", "other-vendor", True),
+)
+
+
+def _figure(v, share: bool, width: int) -> str:
+    if v is None:
+        return f"{'-':>{width}}"
+    return f"{v:>{width}.1%}" if share else f"{v:>{width}.4g}"
+
+
+def _print_prompt_table(r: dict) -> None:
+    """Rows all / part a / part b, each as generated, floor (the real test images) and
+    shuffled (the generations against permuted prompts); the judges on the last lines."""
+    widths = [max(8, len(h) + 1) for _, h, _ in PROMPT_COLUMNS]
+    print(
+        f"{'prompts':<10}{'':<11}"
+        + "".join(f"{h:>{w}}" for (_, h, _), w in zip(PROMPT_COLUMNS, widths))
+    )
+    for group, kinds in r["table"].items():
+        for k, (kind, figures) in enumerate(kinds.items()):
+            name = ("all" if group == "all" else f"part {group}") if k == 0 else ""
+            cells = (
+                _figure(figures.get(key), share, w)
+                for (key, _, share), w in zip(PROMPT_COLUMNS, widths)
+            )
+            print(f"{name:<10}{kind:<11}" + "".join(cells))
+    p = r["protocol"]
+    gen = r["table"]["all"]["generated"]
+    lo, hi = gen.get("clip_score_ci") or (None, None)
+    div = gen.get("diversity")
+    print(
+        f"{p['n_prompts']} test captions x {p['per_prompt']} (seed {p['seed']})"
+        + (f"; CLIP score 95% interval [{lo:.4g}, {hi:.4g}]" if lo is not None else "")
+        + (
+            f"; diversity {div:.3g} (real images of different captions {r['diversity_reference']:.3g})"
+            if div is not None
+            else ""
+        )
+        + "; intervals of every figure in the record"
+    )
+    j = p["judge"]
+    t = (j.get("test_retrieval") or {}).get("all") or {}
+    about = [
+        f"judge {j['weights_sha256'][:12]} (real test pairs: top-1 {t.get('top1', 0):.1%}, top-5 {t.get('top5', 0):.1%})"
+    ]
+    for name in ("style", "tone"):
+        c = p.get(f"{name}_classifier")
+        if c:
+            about.append(f"{name} classifier {c['test_accuracy']:.1%} on real test")
+    print("; ".join(about) + "; copies: pixel-space nearest training image")
+
+
+def _with_interval(figures: dict, key: str, share: bool) -> str:
+    """``figures[key]`` and its 95% interval, 22 characters wide ("-" when not measured)."""
+    v, ci = figures.get(key), figures.get(f"{key}_ci")
+    if v is None or ci is None:
+        return f"{'-':>22}"
+    fmt = (lambda x: f"{x:.1%}") if share else (lambda x: f"{x:.3g}")
+    return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]".rjust(22)
+
+
+def _print_sweep_table(sweep: dict) -> None:
+    """One row per guidance value: clip score, retrieval top-5 and diversity with their
+    95% intervals (all prompts), then the floor and the shuffled prompts."""
+    print(f"{'guidance':<10}{'CLIP [95%]':>22}{'top-5 [95%]':>22}{'diversity [95%]':>22}")
+    rows = [(f"{p['guidance']:g}", p["all"]) for p in sweep["points"]]
+    rows += [("floor", sweep["floor"]["all"]), ("shuffled", sweep["shuffled"][0]["all"])]
+    for name, f in rows:
+        cells = [_with_interval(f, k, share) for k, share in SWEEP_COLUMNS]
+        print(f"{name:<10}" + "".join(cells))
+    p = sweep["protocol"]
+    print(
+        f"{p['n_prompts']} test captions x {p['per_prompt']} (seed {p['seed']}); floor: the real "
+        f"test images; shuffled: guidance {sweep['values'][0]:g} against permuted prompts; "
+        f"diversity of real images of different captions {sweep['diversity_reference']:.3g}"
+    )

@@ -92,3 +92,39 @@ def cached_record(path: Path, make: Callable[[], dict]) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
     return record
+
+
+def store_weights(stem: Path, state: dict[str, torch.Tensor], meta: dict) -> str:
+    """Write a trained judge's ``state`` as ``<stem>.safetensors`` and ``meta`` (with the
+    weights' sha256 added) as ``<stem>.json``, each atomically; return that sha256."""
+    from safetensors.torch import save as save_safetensors
+
+    blob = save_safetensors(
+        {k: v.detach().cpu().contiguous() for k, v in state.items()},
+        metadata={"format": "pt", "writer": "genlab"},
+    )
+    sha = hashlib.sha256(blob).hexdigest()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(stem.with_suffix(".safetensors"), blob)
+    write_json(stem.with_suffix(".json"), {**meta, "weights_sha256": sha})
+    return sha
+
+
+def load_weights(stem: Path, fingerprint: str, version: int) -> tuple[dict, dict, str]:
+    """(tensors, meta, sha256) of weights ``store_weights`` kept at ``stem``, when its JSON
+    names this ``fingerprint`` and ``version`` and the weights match their sha256; anything
+    amiss raises (GenlabError, OSError, ValueError...). Never unpickles."""
+    from safetensors.torch import load as load_safetensors
+
+    meta = read_json(stem.with_suffix(".json"))
+    if (
+        not isinstance(meta, dict)
+        or meta.get("fingerprint") != fingerprint
+        or meta.get("version") != version
+    ):
+        raise GenlabError("its JSON names another data set or version")
+    blob = stem.with_suffix(".safetensors").read_bytes()
+    sha = hashlib.sha256(blob).hexdigest()
+    if sha != meta.get("weights_sha256"):
+        raise GenlabError("its weights do not match the sha256 in its JSON")
+    return load_safetensors(blob), meta, sha

@@ -18,7 +18,6 @@ import html
 import io
 
 import numpy as np
-import torch
 from PIL import Image
 
 from genlab.data import load_data
@@ -173,8 +172,7 @@ tone classifiers trained on the real training images only; retrieval {html.escap
 
 def prompt_section(runs: list[tuple[str, object]], *, n: int, seed: int, progress: bool) -> str:
     """The HTML of every prompt run: table, prompt grid and guidance sweep."""
-    with torch.inference_mode():
-        parts = [_one_run(name, run, n, seed, progress) for name, run in runs]
+    parts = [_one_run(name, run, n, seed, progress) for name, run in runs]
     return "<h2>Text to image</h2>" + "".join(parts)
 
 
